@@ -1,0 +1,113 @@
+"""`python -m flops_aggregator`: run one project's Flower aggregator from the command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from flops_aggregator.app import run_aggregator
+from flops_aggregator.config import AggregatorConfig, MLFlavor
+from flops_aggregator.errors import AggregatorError
+from flops_utils.events import EventReporter
+from flops_utils.logs import configure_logging
+
+__all__ = ["app"]
+
+app = typer.Typer(add_completion=False, help="Run a FLOps aggregator (Flower server side).")
+
+
+@app.command()
+def main(
+    project_id: Annotated[str, typer.Option(help="Project id (letters, digits, - _ .).")],
+    repo_dir: Annotated[Path, typer.Option(help="Checkout of the ML repo.")],
+    flavor: Annotated[MLFlavor, typer.Option(help="ML flavor of the repo.")] = MLFlavor.SKLEARN,
+    rounds: Annotated[int, typer.Option(help="Training rounds.")] = 3,
+    min_available_clients: Annotated[int, typer.Option(help="Learners before round 1.")] = 1,
+    min_fit_clients: Annotated[int, typer.Option(help="Learners training per round.")] = 1,
+    min_evaluate_clients: Annotated[int, typer.Option(help="Learners evaluating.")] = 1,
+    strategy: Annotated[str, typer.Option(help="Flower strategy, e.g. FedAvg.")] = "FedAvg",
+    strategy_params: Annotated[
+        str, typer.Option(help='Strategy parameters as JSON, e.g. {"proximal_mu": 0.1}.')
+    ] = "{}",
+    address: Annotated[str, typer.Option(help="gRPC listen address.")] = "0.0.0.0:8080",
+    round_timeout: Annotated[float, typer.Option(help="Seconds one round may take.")] = 300.0,
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for enough learners.")
+    ] = 300.0,
+    mlflow_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
+    model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
+    repo_url: Annotated[str | None, typer.Option(help="Repo URL (MLflow tag).")] = None,
+    commit: Annotated[str | None, typer.Option(help="Repo commit (MLflow tag).")] = None,
+    callback_url: Annotated[str | None, typer.Option(help="Where to POST events.")] = None,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Serve federated training for one project and register the best model."""
+    configure_logging(log_level)
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    try:
+        config = AggregatorConfig(
+            project_id=project_id,
+            repo_dir=repo_dir,
+            flavor=flavor,
+            rounds=rounds,
+            min_available_clients=min_available_clients,
+            min_fit_clients=min_fit_clients,
+            min_evaluate_clients=min_evaluate_clients,
+            strategy=strategy,
+            strategy_params=_json_object("--strategy-params", strategy_params),
+            address=address,
+            round_timeout=round_timeout,
+            connect_timeout=connect_timeout,
+            mlflow_uri=mlflow_uri,
+            experiment_name=experiment,
+            registered_model_name=model_name,
+            repo_url=repo_url,
+            commit=commit,
+            callback_url=callback_url,
+        )
+    except (ValidationError, ValueError) as e:
+        typer.echo(f"error: invalid configuration: {_first_error(e)}", err=True)
+        raise typer.Exit(2) from e
+    reporter = EventReporter(
+        project_id=config.project_id, source="aggregator", callback_url=config.callback_url
+    )
+    try:
+        result = run_aggregator(config, reporter=reporter)
+    except AggregatorError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from e
+    finally:
+        reporter.close()
+    summary = {
+        "best_round": result.best_round,
+        "metrics": result.best_metrics,
+        "model": result.model.as_dict() if result.model else None,
+        "learners_dropped": result.learners_dropped,
+    }
+    sys.stdout.write(json.dumps(summary) + "\n")
+
+
+def _json_object(option: str, text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{option} is not valid JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise ValueError(f"{option} must be a JSON object")
+    return value
+
+
+def _first_error(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in error.errors()
+        )
+    return str(error)

@@ -1,0 +1,71 @@
+"""The aggregator's configuration: one validated object built at the edge (CLI) and passed down."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+__all__ = ["AggregatorConfig", "MLFlavor"]
+
+
+class MLFlavor(StrEnum):
+    """ML libraries a repo can be written with; decides how the trained model is logged."""
+
+    SKLEARN = "sklearn"
+    PYTORCH = "pytorch"
+    TENSORFLOW = "tensorflow"
+    KERAS = "keras"
+
+
+class AggregatorConfig(BaseModel):
+    """Everything one aggregator run needs.
+
+    Client counts follow Flower's meaning: training starts once `min_available_clients`
+    learners are connected; each round trains on at least `min_fit_clients` and evaluates on
+    at least `min_evaluate_clients`. Once training has started, a round goes ahead with fewer
+    connected learners as long as `min_fit_clients` remain (a dropped learner is recorded).
+    """
+
+    project_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    repo_dir: Path
+    flavor: MLFlavor = MLFlavor.SKLEARN
+    rounds: int = Field(3, ge=1)
+    min_available_clients: int = Field(1, ge=1)
+    min_fit_clients: int = Field(1, ge=1)
+    min_evaluate_clients: int = Field(1, ge=1)
+    strategy: str = "FedAvg"
+    strategy_params: dict[str, Any] = Field(default_factory=dict)
+    address: str = "0.0.0.0:8080"
+    round_timeout: float = Field(300.0, gt=0, description="Seconds one round may take.")
+    connect_timeout: float = Field(
+        300.0, gt=0, description="Seconds to wait for enough learners before a round."
+    )
+    mlflow_uri: str | None = None
+    experiment_name: str | None = None
+    registered_model_name: str | None = None
+    repo_url: str | None = None
+    commit: str | None = None
+    callback_url: str | None = None
+
+    @model_validator(mode="after")
+    def _client_counts_fit(self) -> AggregatorConfig:
+        for field in ("min_fit_clients", "min_evaluate_clients"):
+            if getattr(self, field) > self.min_available_clients:
+                raise ValueError(
+                    f"{field} ({getattr(self, field)}) exceeds min_available_clients "
+                    f"({self.min_available_clients}): raise min_available_clients or lower it"
+                )
+        return self
+
+    @property
+    def experiment(self) -> str:
+        """MLflow experiment of this project."""
+        return self.experiment_name or f"flops-{self.project_id}"
+
+    @property
+    def model_name(self) -> str:
+        """Name of the project's model in the MLflow Model Registry."""
+        return self.registered_model_name or f"flops-{self.project_id}"

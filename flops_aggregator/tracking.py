@@ -1,0 +1,207 @@
+"""MLflow tracking of one project: its run, per-round metrics and the registered best model.
+
+One experiment per project and one run per aggregator run. Round metrics are logged
+asynchronously (MLflow's own async logging queue) so that a slow tracking server does not
+stretch the rounds; `finish()` flushes the queue. The best model is logged with the MLflow
+module of the repo's flavor, registered under the project's model name, and given the alias
+`champion`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from mlflow.utils.async_logging.run_operations import RunOperations
+
+from flops_aggregator.config import MLFlavor
+from flops_aggregator.errors import TrackingError
+from flops_utils.logs import get_logger
+
+__all__ = ["CHAMPION_ALIAS", "MlflowTracker", "RegisteredModel"]
+
+CHAMPION_ALIAS = "champion"
+
+_log = get_logger("aggregator.tracking")
+
+# MLflow module and log_model options per flavor. PyTorch is saved with pickle because the
+# default `pt2` export needs an input example, which the aggregator (without data) lacks.
+_FLAVORS: dict[MLFlavor, tuple[str, dict[str, Any]]] = {
+    MLFlavor.SKLEARN: ("mlflow.sklearn", {}),
+    MLFlavor.PYTORCH: ("mlflow.pytorch", {"serialization_format": "pickle"}),
+    MLFlavor.TENSORFLOW: ("mlflow.tensorflow", {}),
+    MLFlavor.KERAS: ("mlflow.tensorflow", {}),
+}
+
+
+class RegisteredModel:
+    """A model version in the registry: name, version, alias and the run that logged it."""
+
+    def __init__(self, name: str, version: str, run_id: str, model_uri: str) -> None:
+        self.name = name
+        self.version = version
+        self.run_id = run_id
+        self.model_uri = model_uri
+
+    def as_dict(self) -> dict[str, str]:
+        """The fields reported in the `succeeded` event."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": CHAMPION_ALIAS,
+            "run_id": self.run_id,
+            "model_uri": self.model_uri,
+        }
+
+
+class MlflowTracker:
+    """Log one project's training to an MLflow tracking server.
+
+    Parameters
+    ----------
+    tracking_uri : str
+        The tracking server, e.g. `http://127.0.0.1:5000`.
+    experiment : str
+        Experiment name (one per project).
+    project_id : str
+        Tagged on the run and used in log lines.
+    """
+
+    def __init__(self, *, tracking_uri: str, experiment: str, project_id: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.project_id = project_id
+        self.run_id: str | None = None
+        self._pending: list[RunOperations] = []
+        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def start(self, *, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        """Check the server, create the experiment if needed, start the run; return its id."""
+        self._check_reachable()
+        try:
+            experiment = self._client.get_experiment_by_name(self.experiment)
+            experiment_id = (
+                experiment.experiment_id
+                if experiment is not None
+                else self._client.create_experiment(self.experiment)
+            )
+            run = self._client.create_run(
+                experiment_id, run_name=f"{self.project_id}-{int(time.time())}"
+            )
+            self.run_id = run.info.run_id
+            self._client.log_batch(
+                self.run_id,
+                params=[Param(k, _param_value(v)) for k, v in params.items()],
+                tags=[
+                    RunTag(k, v) for k, v in {**tags, "flops.project_id": self.project_id}.items()
+                ],
+            )
+        except MlflowException as e:
+            raise TrackingError(f"MLflow at {self.tracking_uri} refused the run: {e}") from e
+        _log.info("project=%s mlflow run %s in %s", self.project_id, self.run_id, self.experiment)
+        return self.run_id
+
+    def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Queue `metrics` at `step` (the round); does not wait for the server."""
+        now = int(time.time() * 1000)
+        self._queue(metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Set run tags (queued like metrics)."""
+        self._queue(tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def log_model(
+        self,
+        *,
+        model: Any,
+        flavor: MLFlavor,
+        registered_name: str,
+        code_paths: list[str] | None = None,
+        pip_requirements: list[str] | None = None,
+    ) -> RegisteredModel:
+        """Log `model` with the flavor's MLflow module, register it, alias it `champion`.
+
+        Parameters
+        ----------
+        code_paths : list[str] | None
+            The repo's Python modules, stored with the model so that it loads without the
+            repo (a pickled PyTorch model needs the module that defines its class).
+        pip_requirements : list[str] | None
+            The repo's declared dependencies; `None` lets MLflow infer them, which is slow
+            (it reloads the model in a subprocess) and picks up unrelated packages.
+        """
+        module_name, options = _FLAVORS[flavor]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise TrackingError(f"cannot log a {flavor} model: {module_name} unavailable") from e
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        try:
+            with mlflow.start_run(run_id=self._run()):
+                info = module.log_model(
+                    model,
+                    name="model",
+                    registered_model_name=registered_name,
+                    code_paths=code_paths,
+                    pip_requirements=pip_requirements,
+                    **options,
+                )
+            version = str(info.registered_model_version)
+            self._client.set_registered_model_alias(registered_name, CHAMPION_ALIAS, version)
+        except MlflowException as e:
+            raise TrackingError(f"MLflow could not store the trained model: {e}") from e
+        _log.info(
+            "project=%s registered model %s version %s as %s",
+            self.project_id,
+            registered_name,
+            version,
+            CHAMPION_ALIAS,
+        )
+        return RegisteredModel(registered_name, version, self._run(), info.model_uri)
+
+    def finish(self, *, succeeded: bool) -> None:
+        """Flush queued metrics and close the run as FINISHED or FAILED."""
+        if self.run_id is None:
+            return
+        try:
+            for operations in self._pending:
+                operations.wait()
+            self._pending.clear()
+            self._client.set_terminated(self.run_id, "FINISHED" if succeeded else "FAILED")
+        except MlflowException as e:
+            _log.warning("project=%s could not close the MLflow run: %s", self.project_id, e)
+
+    def _queue(self, **batch: Any) -> None:
+        operations = self._client.log_batch(self._run(), synchronous=False, **batch)
+        if operations is not None:
+            self._pending.append(operations)
+
+    def _run(self) -> str:
+        if self.run_id is None:
+            raise TrackingError("the MLflow run was not started")
+        return self.run_id
+
+    def _check_reachable(self) -> None:
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return
+        try:
+            httpx.get(f"{self.tracking_uri.rstrip('/')}/health", timeout=10.0).raise_for_status()
+        except httpx.HTTPError as e:
+            raise TrackingError(
+                f"MLflow tracking server at {self.tracking_uri} is unreachable ({e}); "
+                f"start it or correct the tracking URI"
+            ) from e
+
+
+def _param_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    return text[:6000]

@@ -1,0 +1,100 @@
+"""One learner run: load the node's data and the repo's model, then train until told to stop.
+
+The learner may start before its aggregator (they are deployed concurrently), so connecting
+is retried with Flower's exponential backoff for up to `connect_timeout` seconds. Training ends
+when the aggregator disconnects the learner; that is exit code 0. Anything else (no data for
+the tags, the repo's code failing to import or raising, the aggregator unreachable or gone)
+is a `LearnerError` whose message is the reason the learner reports and prints.
+"""
+
+from __future__ import annotations
+
+import grpc
+from flwr.client import start_client
+
+from flops_learner.config import LearnerConfig
+from flops_learner.learner import Learner
+from flops_utils.events import EventReporter, EventType
+from flops_utils.logs import get_logger
+from flops_utils.ml_data_client import MLDataError
+from flops_utils.ml_repo_building_blocks import configure_data_source
+from flops_utils.user_code import UserCodeError, call_user_code, load_model_manager
+
+__all__ = ["LearnerError", "run_learner"]
+
+_log = get_logger("learner")
+
+
+class LearnerError(Exception):
+    """Raised when the learner cannot take part in training; the message is the reason."""
+
+
+def run_learner(config: LearnerConfig, *, reporter: EventReporter) -> int:
+    """Train as the aggregator directs; return the number of rounds this learner trained.
+
+    Raises
+    ------
+    LearnerError
+        The reason this learner stopped before training ended.
+    """
+    try:
+        configure_data_source(config.data_server, config.data_tags)
+        model_manager = load_model_manager(config.repo_dir)
+        call_user_code("ModelManager.set_model_data()", model_manager.set_model_data)
+    except UserCodeError as e:
+        reason = _data_reason(e) or str(e)
+        return _fail(config, reporter, reason, e)
+
+    learner = Learner(model_manager)
+    _log.info(
+        "project=%s learner %s connecting to aggregator %s",
+        config.project_id,
+        config.name,
+        config.aggregator,
+    )
+    try:
+        start_client(
+            server_address=config.aggregator,
+            client=learner.to_client(),
+            insecure=True,
+            max_wait_time=config.connect_timeout,
+        )
+    except UserCodeError as e:
+        return _fail(config, reporter, str(e), e)
+    except grpc.RpcError as e:
+        if learner.rounds_trained == 0:
+            reason = (
+                f"could not reach the aggregator at {config.aggregator} within "
+                f"{config.connect_timeout:g} s ({_grpc_detail(e)})"
+            )
+        else:
+            reason = (
+                f"lost the aggregator at {config.aggregator} after "
+                f"{learner.rounds_trained} rounds ({_grpc_detail(e)})"
+            )
+        return _fail(config, reporter, reason, e)
+    _log.info(
+        "project=%s learner %s done after %s rounds",
+        config.project_id,
+        config.name,
+        learner.rounds_trained,
+    )
+    return learner.rounds_trained
+
+
+def _fail(config: LearnerConfig, reporter: EventReporter, reason: str, error: Exception) -> int:
+    reporter.report(EventType.FAILED, reason=reason, learner=config.name)
+    raise LearnerError(reason) from error
+
+
+def _data_reason(error: UserCodeError) -> str | None:
+    cause = error.__cause__
+    if isinstance(cause, MLDataError):
+        return f"no training data: {cause}"
+    return None
+
+
+def _grpc_detail(error: grpc.RpcError) -> str:
+    code = error.code() if hasattr(error, "code") else None
+    details = error.details() if hasattr(error, "details") else None
+    return f"{getattr(code, 'name', code)}: {details}" if details else str(code)
