@@ -123,7 +123,7 @@ class ObservedServer(Server):
             evaluate_examples=sum(res.num_examples for _, res in results),
             fit_failures=len(fit_failures),
             evaluate_failures=len(failures),
-            learners=len(self.client_manager()),
+            learners=self.client_manager().num_available(),
             extra_metrics={
                 f"eval_{k}": float(v)
                 for k, v in metrics.items()

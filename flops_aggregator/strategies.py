@@ -7,7 +7,7 @@ from typing import Any
 
 from flwr.common import Metrics, Parameters
 from flwr.server import strategy as fl_strategy
-from flwr.server.strategy import Strategy
+from flwr.server.strategy import FedAvg, Strategy
 
 __all__ = [
     "STRATEGIES",
@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 #: Strategies users can name, all taken from Flower unchanged.
-STRATEGIES: dict[str, type[Strategy]] = {
+STRATEGIES: dict[str, type[FedAvg]] = {
     name: getattr(fl_strategy, name)
     for name in (
         "FedAvg",
@@ -139,7 +139,7 @@ def weighted_average(results: list[tuple[int, Metrics]]) -> Metrics:
     }
 
 
-def _strategy_class(name: str) -> type[Strategy]:
+def _strategy_class(name: str) -> type[FedAvg]:
     if name not in STRATEGIES:
         raise StrategyConfigError(
             f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}"

@@ -174,7 +174,7 @@ class MlflowTracker:
             return
         try:
             for operations in self._pending:
-                operations.wait()
+                operations.wait()  # type: ignore[no-untyped-call]
             self._pending.clear()
             self._client.set_terminated(self.run_id, "FINISHED" if succeeded else "FAILED")
         except MlflowException as e:

@@ -16,7 +16,7 @@ from flops_learner.config import LearnerConfig
 from flops_learner.learner import Learner
 from flops_utils.events import EventReporter, EventType
 from flops_utils.logs import get_logger
-from flops_utils.ml_data_client import MLDataError
+from flops_utils.ml_data_client import MLDataError, NoDataForTagsError
 from flops_utils.ml_repo_building_blocks import configure_data_source
 from flops_utils.user_code import UserCodeError, call_user_code, load_model_manager
 
@@ -89,8 +89,10 @@ def _fail(config: LearnerConfig, reporter: EventReporter, reason: str, error: Ex
 
 def _data_reason(error: UserCodeError) -> str | None:
     cause = error.__cause__
-    if isinstance(cause, MLDataError):
+    if isinstance(cause, NoDataForTagsError):
         return f"no training data: {cause}"
+    if isinstance(cause, MLDataError):
+        return f"cannot load training data: {cause}"
     return None
 
 
