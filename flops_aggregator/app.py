@@ -26,6 +26,7 @@ from flops_aggregator.tracking import MlflowTracker, RegisteredModel
 from flops_utils.events import EventReporter, EventType
 from flops_utils.logs import get_logger
 from flops_utils.redact import redact_url
+from flops_utils.repo_checker import check_repo
 from flops_utils.user_code import UserCodeError, call_user_code, load_model_manager
 
 __all__ = ["AggregatorResult", "run_aggregator"]
@@ -57,6 +58,7 @@ def run_aggregator(config: AggregatorConfig, *, reporter: EventReporter) -> Aggr
     started = time.perf_counter()
     tracker: MlflowTracker | None = None
     try:
+        requirements = _check_repo(config.repo_dir)
         model_manager = load_model_manager(config.repo_dir)
         initial = call_user_code(
             "ModelManager.get_model_parameters()", model_manager.get_model_parameters
@@ -96,6 +98,7 @@ def run_aggregator(config: AggregatorConfig, *, reporter: EventReporter) -> Aggr
                 flavor=config.flavor,
                 registered_name=config.model_name,
                 code_paths=_code_paths(config.repo_dir),
+                pip_requirements=requirements,
             )
             tracker.finish(succeeded=True)
     except (StrategyConfigError, UserCodeError) as e:
@@ -213,6 +216,15 @@ def _train(
     if tracker is not None and clients.dropped:
         tracker.set_tags({"flops.learners_dropped": str(len(clients.dropped))})
     return _Training(server, clients.dropped)
+
+
+def _check_repo(repo_dir: Path) -> list[str]:
+    """Check the repo against the contract; return its declared requirements."""
+    report = check_repo(repo_dir)
+    if not report.ok:
+        raise ConfigurationError(report.format_problems())
+    assert report.dependencies is not None
+    return list(report.dependencies.requirements)
 
 
 def _code_paths(repo_dir: Path) -> list[str]:

@@ -18,6 +18,7 @@ from flops_utils.events import EventReporter, EventType
 from flops_utils.logs import get_logger
 from flops_utils.ml_data_client import MLDataError, NoDataForTagsError
 from flops_utils.ml_repo_building_blocks import configure_data_source
+from flops_utils.repo_checker import RepoContractError, check_repo
 from flops_utils.user_code import UserCodeError, call_user_code, load_model_manager
 
 __all__ = ["LearnerError", "run_learner"]
@@ -37,6 +38,9 @@ def run_learner(config: LearnerConfig, *, reporter: EventReporter) -> int:
     LearnerError
         The reason this learner stopped before training ended.
     """
+    report = check_repo(config.repo_dir)
+    if not report.ok:
+        return _fail(config, reporter, report.format_problems(), RepoContractError(report.problems))
     try:
         configure_data_source(config.data_server, config.data_tags)
         model_manager = load_model_manager(config.repo_dir)

@@ -119,3 +119,29 @@ def test_learner_without_data_server_says_so(procs: Processes) -> None:
     # Assert
     assert learner.wait(60) == 1
     assert "flops-data-server serve" in learner.output()
+
+
+def test_contract_violation_stops_aggregator_and_learner_before_they_run(
+    procs: Processes, data_server: str, tmp_path: Path, events: EventReceiver
+) -> None:
+    # Prepare: a ModelManager missing most of the contract, and no dependency file
+    repo = tmp_path / "incomplete-repo"
+    repo.mkdir()
+    (repo / "model_manager.py").write_text(
+        "class ModelManager:\n    def fit_model(self):\n        return 1\n"
+    )
+    port = free_port()
+
+    # Execute
+    aggregator = procs.aggregator("contract", repo, port, "--callback-url", events.url)
+    learner = procs.learner("l0", repo, port, data_server, "digits-0")
+
+    # Assert: both refuse with the checker's message, each problem named
+    assert aggregator.wait(60) == 2
+    assert learner.wait(60) == 1
+    for proc in (aggregator, learner):
+        output = proc.output()
+        assert "does not define set_model_data(), get_model()" in output
+        assert "no dependency file at the repo root" in output
+    assert "[missing_methods]" in events.wait_for("failed")["data"]["reason"]
+    assert not events.of_type("started")
