@@ -1,0 +1,35 @@
+# The commands everyone runs; CI runs `make test` (see .ci/run).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-e2e test-unit lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv with FLOps and what its tests and examples need.
+
+demo: $(STAMP)  ## Run a complete FL project on this machine (sklearn digits, 3 learners, 5 rounds).
+	$(BIN)/python scripts/demo.py $(ARGS)
+
+test: $(STAMP)  ## Unit and end-to-end tests (real MLflow, data server, Flower processes).
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e and not container" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy flops_utils flops_data_server flops_aggregator flops_learner
+
+bench: $(STAMP)  ## Benchmarks; each prints ratios against a baseline measured in the same run.
+	$(BIN)/python bench/round_overhead.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
