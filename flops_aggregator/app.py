@@ -19,7 +19,7 @@ from flwr.server.superlink.fleet.grpc_bidi.grpc_server import start_grpc_server
 
 from flops_aggregator.client_manager import FlopsClientManager
 from flops_aggregator.config import AggregatorConfig
-from flops_aggregator.errors import AggregatorError, ConfigurationError
+from flops_aggregator.errors import AggregatorError, CancelledError, ConfigurationError
 from flops_aggregator.server import ObservedServer, RoundResult
 from flops_aggregator.strategies import StrategyConfigError, build_strategy
 from flops_aggregator.tracking import MlflowTracker, RegisteredModel
@@ -105,7 +105,7 @@ def run_aggregator(config: AggregatorConfig, *, reporter: EventReporter) -> Aggr
         _fail(reporter, tracker, str(e))
         raise ConfigurationError(str(e)) from e
     except AggregatorError as e:
-        _fail(reporter, tracker, str(e))
+        _fail(reporter, tracker, str(e), killed=isinstance(e, CancelledError))
         raise
     except Exception as e:
         _log.exception("project=%s unexpected failure", config.project_id)
@@ -234,11 +234,13 @@ def _code_paths(repo_dir: Path) -> list[str]:
     return [str(p) for p in paths]
 
 
-def _fail(reporter: EventReporter, tracker: MlflowTracker | None, reason: str) -> None:
+def _fail(
+    reporter: EventReporter, tracker: MlflowTracker | None, reason: str, *, killed: bool = False
+) -> None:
     reporter.report(EventType.FAILED, reason=reason)
     if tracker is not None and tracker.run_id is not None:
         tracker.set_tags({"flops.failure_reason": reason[:5000]})
-        tracker.finish(succeeded=False)
+        tracker.finish(succeeded=False, killed=killed)
 
 
 def _params(config: AggregatorConfig) -> dict[str, Any]:

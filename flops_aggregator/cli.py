@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -13,7 +15,7 @@ from pydantic import ValidationError
 
 from flops_aggregator.app import run_aggregator
 from flops_aggregator.config import AggregatorConfig, MLFlavor
-from flops_aggregator.errors import AggregatorError
+from flops_aggregator.errors import AggregatorError, CancelledError
 from flops_utils.events import EventReporter
 from flops_utils.logs import configure_logging
 
@@ -78,6 +80,8 @@ def main(
     reporter = EventReporter(
         project_id=config.project_id, source="aggregator", callback_url=config.callback_url
     )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _cancel)
     try:
         result = run_aggregator(config, reporter=reporter)
     except AggregatorError as e:
@@ -92,6 +96,13 @@ def main(
         "learners_dropped": result.learners_dropped,
     }
     sys.stdout.write(json.dumps(summary) + "\n")
+
+
+def _cancel(signum: int, frame: FrameType | None) -> None:
+    # Raised in the main thread, which runs the rounds: the run is closed and reported.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    raise CancelledError(f"stopped by {signal.Signals(signum).name}")
 
 
 def _json_object(option: str, text: str) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 __all__ = [
     "AggregatorError",
+    "CancelledError",
     "ConfigurationError",
     "NotEnoughLearnersError",
     "RoundFailedError",
@@ -31,3 +32,9 @@ class RoundFailedError(AggregatorError):
 
 class TrackingError(AggregatorError):
     """Raised when the MLflow tracking server cannot be reached or refuses a request."""
+
+
+class CancelledError(AggregatorError):
+    """Raised in the training thread when the process is told to stop (SIGTERM, SIGINT)."""
+
+    exit_code = 143

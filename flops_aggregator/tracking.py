@@ -168,15 +168,16 @@ class MlflowTracker:
         )
         return RegisteredModel(registered_name, version, self._run(), info.model_uri)
 
-    def finish(self, *, succeeded: bool) -> None:
-        """Flush queued metrics and close the run as FINISHED or FAILED."""
+    def finish(self, *, succeeded: bool, killed: bool = False) -> None:
+        """Flush queued metrics and close the run as FINISHED, FAILED or KILLED."""
         if self.run_id is None:
             return
         try:
             for operations in self._pending:
                 operations.wait()  # type: ignore[no-untyped-call]
             self._pending.clear()
-            self._client.set_terminated(self.run_id, "FINISHED" if succeeded else "FAILED")
+            status = "FINISHED" if succeeded else "KILLED" if killed else "FAILED"
+            self._client.set_terminated(self.run_id, status)
         except MlflowException as e:
             _log.warning("project=%s could not close the MLflow run: %s", self.project_id, e)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
+from flops_utils.mlflow_server import MlflowServer
 from tests.conftest import EventReceiver, free_port
 from tests.e2e.conftest import EXAMPLES, Processes
 
@@ -145,3 +148,22 @@ def test_contract_violation_stops_aggregator_and_learner_before_they_run(
         assert "no dependency file at the repo root" in output
     assert "[missing_methods]" in events.wait_for("failed")["data"]["reason"]
     assert not events.of_type("started")
+
+
+def test_sigterm_closes_the_run_and_reports_why(
+    procs: Processes, mlflow_server: MlflowServer, events: EventReceiver
+) -> None:
+    # Prepare: an aggregator waiting for learners that never come
+    aggregator = procs.aggregator(
+        "sigterm", SKLEARN, free_port(), "--mlflow-uri", mlflow_server.url,
+        "--callback-url", events.url,
+    )  # fmt: skip
+    run_id = events.wait_for("started")["data"]["mlflow_run_id"]
+
+    # Execute
+    aggregator.process.send_signal(signal.SIGTERM)
+
+    # Assert
+    assert aggregator.wait(30) == 143
+    assert events.wait_for("failed")["data"]["reason"] == "stopped by SIGTERM"
+    assert MlflowClient(mlflow_server.url).get_run(run_id).info.status == "KILLED"
