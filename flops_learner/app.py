@@ -9,6 +9,10 @@ is a `LearnerError` whose message is the reason the learner reports and prints.
 
 from __future__ import annotations
 
+import itertools
+import random
+import time
+
 import grpc
 from flwr.client import start_client
 
@@ -57,12 +61,7 @@ def run_learner(config: LearnerConfig, *, reporter: EventReporter) -> int:
         config.aggregator,
     )
     try:
-        start_client(
-            server_address=config.aggregator,
-            client=learner.to_client(),
-            insecure=True,
-            max_wait_time=config.connect_timeout,
-        )
+        _serve(config, learner)
     except UserCodeError as e:
         return _fail(config, reporter, str(e), e)
     except grpc.RpcError as e:
@@ -84,6 +83,34 @@ def run_learner(config: LearnerConfig, *, reporter: EventReporter) -> int:
         learner.rounds_trained,
     )
     return learner.rounds_trained
+
+
+def _serve(config: LearnerConfig, learner: Learner) -> None:
+    """Run the Flower client, retrying the connection until `connect_timeout` runs out.
+
+    Flower's gRPC client gives up on the first refused connection, so an aggregator that is
+    still starting would fail the learner; retries use exponential backoff with jitter.
+    """
+    deadline = time.monotonic() + config.connect_timeout
+    for attempt in itertools.count():
+        try:
+            start_client(
+                server_address=config.aggregator, client=learner.to_client(), insecure=True
+            )
+            return
+        except grpc.RpcError as e:
+            remaining = deadline - time.monotonic()
+            retryable = e.code() == grpc.StatusCode.UNAVAILABLE and learner.rounds_trained == 0
+            if not retryable or remaining <= 0:
+                raise
+            delay = min(remaining, min(10.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
+            _log.info(
+                "project=%s aggregator %s not reachable yet, retrying in %.1f s",
+                config.project_id,
+                config.aggregator,
+                delay,
+            )
+            time.sleep(delay)
 
 
 def _fail(config: LearnerConfig, reporter: EventReporter, reason: str, error: Exception) -> int:

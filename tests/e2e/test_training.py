@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -164,3 +165,24 @@ def test_training_survives_a_killed_learner(
     run = MlflowClient(mlflow_server.url).get_run(succeeded["data"]["mlflow_run_id"])
     assert run.data.tags["flops.learners_dropped"] == "1"
     assert run.data.metrics["learners"] == 2.0
+
+
+def test_learner_started_before_its_aggregator_waits_for_it(
+    procs: Processes, data_server: str, events: EventReceiver
+) -> None:
+    # Prepare: the learner comes up first, as when its image is pulled faster
+    port = free_port()
+    repo = EXAMPLES / "sklearn-digits"
+    learner = procs.learner("l0", repo, port, data_server, "digits-0", "--connect-timeout", "60")
+    time.sleep(4)
+
+    # Execute
+    aggregator = procs.aggregator(
+        _project(), repo, port, "--rounds", "2", "--callback-url", events.url
+    )
+
+    # Assert
+    assert aggregator.wait(120) == 0, aggregator.output()
+    assert learner.wait(60) == 0, learner.output()
+    assert "not reachable yet, retrying" in learner.output()
+    assert len(events.of_type("round_completed")) == 2
