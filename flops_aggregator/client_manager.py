@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from flwr.server.client_manager import SimpleClientManager
@@ -47,6 +48,8 @@ class FlopsClientManager(SimpleClientManager):
         self.training_started = False
         self.training_finished = False
         self.dropped: list[str] = []
+        #: Seconds spent waiting for learners in `sample`, so rounds can be timed without it.
+        self.waited_s = 0.0
         self._on_connect = on_connect
         self._on_drop = on_drop
         self._lock = threading.Lock()
@@ -81,7 +84,10 @@ class FlopsClientManager(SimpleClientManager):
         needed = num_clients
         if min_num_clients is not None and not self.training_started:
             needed = max(num_clients, min_num_clients)
-        if not self.wait_for(needed, timeout=self.connect_timeout):  # type: ignore[arg-type]
+        started = time.perf_counter()
+        enough = self.wait_for(needed, timeout=self.connect_timeout)  # type: ignore[arg-type]
+        self.waited_s += time.perf_counter() - started
+        if not enough:
             raise NotEnoughLearnersError(
                 f"only {len(self)} of the {needed} learners needed were connected after "
                 f"waiting {self.connect_timeout:g} s; check the learners' logs (a learner "

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from flwr.common import Parameters, Scalar
 from flwr.server import Server
 from flwr.server.server import EvaluateResultsAndFailures, FitResultsAndFailures
+from flwr.server.strategy import Strategy
 
+from flops_aggregator.client_manager import FlopsClientManager
 from flops_aggregator.errors import RoundFailedError
 
 __all__ = ["BestModel", "ObservedServer", "RoundResult"]
@@ -21,6 +23,7 @@ class RoundResult:
 
     round: int
     duration_s: float
+    wait_s: float
     loss: float | None
     accuracy: float | None
     fit_examples: int
@@ -39,6 +42,7 @@ class RoundResult:
             "examples": float(self.fit_examples),
             "evaluate_examples": float(self.evaluate_examples),
             "round_duration_s": self.duration_s,
+            "learner_wait_s": self.wait_s,
             "fit_failures": float(self.fit_failures),
             "evaluate_failures": float(self.evaluate_failures),
             "learners": float(self.learners),
@@ -68,8 +72,15 @@ class BestModel:
 class ObservedServer(Server):
     """A Flower `Server` that times each round, checks it, and reports it.
 
+    A round's duration runs from the start of training to the end of evaluation, less the
+    time spent waiting for learners to connect (reported separately as `learner_wait_s`).
+
     Parameters
     ----------
+    client_manager : FlopsClientManager
+        The pool of learners; also tells how long a round waited for them.
+    strategy : Strategy
+        The Flower strategy.
     min_fit_clients : int
         A round whose training results come from fewer learners fails the run.
     on_round : Callable[[RoundResult], None]
@@ -79,16 +90,19 @@ class ObservedServer(Server):
     def __init__(
         self,
         *,
+        client_manager: FlopsClientManager,
+        strategy: Strategy,
         min_fit_clients: int,
         on_round: Callable[[RoundResult], None],
-        **kwargs: object,
     ) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(client_manager=client_manager, strategy=strategy)
+        self.clients = client_manager
         self.min_fit_clients = min_fit_clients
         self.on_round = on_round
         self.best: BestModel | None = None
         self.rounds: list[RoundResult] = []
         self._round_start = 0.0
+        self._waited_before = 0.0
         self._fit: FitResultsAndFailures = ([], [])
 
     def fit_round(
@@ -96,6 +110,7 @@ class ObservedServer(Server):
     ) -> tuple[Parameters | None, dict[str, Scalar], FitResultsAndFailures] | None:
         """Train one round and check that enough learners returned results."""
         self._round_start = time.perf_counter()
+        self._waited_before = self.clients.waited_s
         outcome = super().fit_round(server_round, timeout)
         results, failures = outcome[2] if outcome is not None else ([], [])
         if len(results) < self.min_fit_clients:
@@ -114,9 +129,11 @@ class ObservedServer(Server):
         loss, metrics, (results, failures) = outcome if outcome else (None, {}, ([], []))
         accuracy = metrics.get("accuracy")
         fit_results, fit_failures = self._fit
+        waited = self.clients.waited_s - self._waited_before
         result = RoundResult(
             round=server_round,
-            duration_s=time.perf_counter() - self._round_start,
+            duration_s=time.perf_counter() - self._round_start - waited,
+            wait_s=waited,
             loss=None if loss is None else float(loss),
             accuracy=None if not isinstance(accuracy, int | float) else float(accuracy),
             fit_examples=sum(res.num_examples for _, res in fit_results),

@@ -28,7 +28,7 @@ def test_a_round_without_evaluation_never_wins_over_an_evaluated_one() -> None:
 
 def test_round_metrics_leave_out_unknown_values() -> None:
     result = RoundResult(
-        round=2, duration_s=0.5, loss=None, accuracy=0.8, fit_examples=100,
+        round=2, duration_s=0.5, wait_s=0.25, loss=None, accuracy=0.8, fit_examples=100,
         evaluate_examples=20, fit_failures=1, evaluate_failures=0, learners=2,
     )  # fmt: skip
     assert result.metrics == {
@@ -36,6 +36,7 @@ def test_round_metrics_leave_out_unknown_values() -> None:
         "examples": 100.0,
         "evaluate_examples": 20.0,
         "round_duration_s": 0.5,
+        "learner_wait_s": 0.25,
         "fit_failures": 1.0,
         "evaluate_failures": 0.0,
         "learners": 2.0,
