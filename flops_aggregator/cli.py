@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -43,6 +44,9 @@ def main(
         float, typer.Option(help="Seconds to wait for enough learners.")
     ] = 300.0,
     mlflow_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    metrics_flush_seconds: Annotated[
+        int, typer.Option(help="Send round metrics to MLflow in batches this often (0: each).")
+    ] = 2,
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
     model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
     repo_url: Annotated[str | None, typer.Option(help="Repo URL (MLflow tag).")] = None,
@@ -68,6 +72,7 @@ def main(
             round_timeout=round_timeout,
             connect_timeout=connect_timeout,
             mlflow_uri=mlflow_uri,
+            metrics_flush_seconds=metrics_flush_seconds,
             experiment_name=experiment,
             registered_model_name=model_name,
             repo_url=repo_url,
@@ -77,6 +82,9 @@ def main(
     except (ValidationError, ValueError) as e:
         typer.echo(f"error: invalid configuration: {_first_error(e)}", err=True)
         raise typer.Exit(2) from e
+    if config.metrics_flush_seconds > 0:
+        # MLflow's async logging merges what was queued within this window into one request.
+        os.environ["MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"] = str(config.metrics_flush_seconds)
     reporter = EventReporter(
         project_id=config.project_id, source="aggregator", callback_url=config.callback_url
     )
