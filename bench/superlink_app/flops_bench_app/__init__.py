@@ -1,0 +1,1 @@
+"""Reference Flower app of bench/round_overhead.py (legacy-compatible ServerApp/ClientApp)."""
