@@ -1,0 +1,3 @@
+"""Manager core: settings, security (tokens) and the error catalog."""
+
+__all__: list[str] = []

@@ -1,0 +1,99 @@
+"""Tables: projects, every state transition and event of a project, its services, API tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = ["ApiToken", "Base", "Project", "ProjectEvent", "ProjectService", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """The current time in UTC (timezone-aware)."""
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the manager's tables."""
+
+
+class Project(Base):
+    """One FL project: its configuration as submitted, its current state and outcome."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    state: Mapped[str] = mapped_column(String(32), index=True, default="pending")
+    message: Mapped[str] = mapped_column(Text, default="")
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The URL as given (it may carry credentials): used to clone, never shown or logged.
+    repo_url: Mapped[str] = mapped_column(Text)
+    commit: Mapped[str | None] = mapped_column(String(64), default=None)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    events: Mapped[list[ProjectEvent]] = relationship(
+        back_populates="project", order_by="ProjectEvent.id", cascade="all, delete-orphan"
+    )
+    services: Mapped[list[ProjectService]] = relationship(
+        back_populates="project", cascade="all, delete-orphan"
+    )
+
+
+class ProjectEvent(Base):
+    """A state transition (`kind="state"`) or a reported event (`kind="event"`) of a project."""
+
+    __tablename__ = "project_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(128), default="manager")
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    project: Mapped[Project] = relationship(back_populates="events")
+
+
+class ProjectService(Base):
+    """A service the manager deployed for a project, so that it can always be undeployed."""
+
+    __tablename__ = "project_services"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    service_id: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(32))
+    orchestrator: Mapped[str] = mapped_column(String(32))
+    deployed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    undeployed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    project: Mapped[Project] = relationship(back_populates="services")
+
+
+class ApiToken(Base):
+    """A customer's (or an extra admin's) API token, stored as its SHA-256 hash only."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    label: Mapped[str] = mapped_column(String(128), default="")
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
