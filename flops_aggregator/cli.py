@@ -51,7 +51,17 @@ def main(
     model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
     repo_url: Annotated[str | None, typer.Option(help="Repo URL (MLflow tag).")] = None,
     commit: Annotated[str | None, typer.Option(help="Repo commit (MLflow tag).")] = None,
-    callback_url: Annotated[str | None, typer.Option(help="Where to POST events.")] = None,
+    callback_url: Annotated[
+        str | None, typer.Option(help="Where to POST events.", envvar="FLOPS_CALLBACK_URL")
+    ] = None,
+    callback_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Bearer token for the callback; prefer the environment variable.",
+            envvar="FLOPS_CALLBACK_TOKEN",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """Serve federated training for one project and register the best model."""
@@ -86,7 +96,10 @@ def main(
         # MLflow's async logging merges what was queued within this window into one request.
         os.environ["MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"] = str(config.metrics_flush_seconds)
     reporter = EventReporter(
-        project_id=config.project_id, source="aggregator", callback_url=config.callback_url
+        project_id=config.project_id,
+        source="aggregator",
+        callback_url=config.callback_url,
+        callback_token=callback_token,
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _cancel)

@@ -32,7 +32,17 @@ def main(
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds to retry while the aggregator is not up.")
     ] = 300.0,
-    callback_url: Annotated[str | None, typer.Option(help="Where to POST events.")] = None,
+    callback_url: Annotated[
+        str | None, typer.Option(help="Where to POST events.", envvar="FLOPS_CALLBACK_URL")
+    ] = None,
+    callback_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Bearer token for the callback; prefer the environment variable.",
+            envvar="FLOPS_CALLBACK_TOKEN",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """Train the repo's model on this node's data under the aggregator's direction."""
@@ -57,6 +67,7 @@ def main(
         project_id=config.project_id,
         source=f"learner:{config.name}",
         callback_url=config.callback_url,
+        callback_token=callback_token,
     )
     try:
         run_learner(config, reporter=reporter)

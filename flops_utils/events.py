@@ -64,6 +64,8 @@ class EventReporter:
         Where to POST events; `None` only logs them.
     max_attempts : int
         Delivery attempts per event before it is dropped.
+    callback_token : str | None
+        Sent as `Authorization: Bearer <token>` so the receiver knows the sender; never logged.
     transport : httpx.BaseTransport | None
         For tests or custom networking; the default is a plain HTTP transport.
     """
@@ -74,6 +76,7 @@ class EventReporter:
         project_id: str,
         source: str,
         callback_url: str | None,
+        callback_token: str | None = None,
         max_attempts: int = 5,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -83,7 +86,8 @@ class EventReporter:
         self.max_attempts = max_attempts
         self.delivered: list[Event] = []
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._client = httpx.Client(timeout=10.0, transport=transport)
+        headers = {"Authorization": f"Bearer {callback_token}"} if callback_token else {}
+        self._client = httpx.Client(timeout=10.0, transport=transport, headers=headers)
         self._thread: threading.Thread | None = None
         if callback_url:
             self._thread = threading.Thread(target=self._run, name="flops-events", daemon=True)

@@ -76,3 +76,27 @@ def test_without_a_callback_url_events_are_only_logged() -> None:
     reporter.close()
     assert event.type is EventType.STARTED
     assert reporter.delivered == []
+
+
+def test_the_callback_token_is_sent_as_a_bearer_header() -> None:
+    # Prepare
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return httpx.Response(204)
+
+    reporter = EventReporter(
+        project_id="p1",
+        source="aggregator",
+        callback_url="http://manager.invalid/events",
+        callback_token="cb-secret",
+        transport=httpx.MockTransport(handle),
+    )
+
+    # Execute
+    reporter.report(EventType.STARTED)
+    reporter.close()
+
+    # Assert
+    assert seen == ["Bearer cb-secret"]

@@ -1,0 +1,167 @@
+"""The body of `POST /api/flops/projects`: the original FLOps fields first, then FLOps' own."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flops_aggregator.config import MLFlavor
+from flops_aggregator.strategies import STRATEGIES
+
+__all__ = [
+    "ACTIVE_STATES",
+    "PostTrainingStep",
+    "ProjectCreate",
+    "ProjectState",
+    "ResourceConstraints",
+    "TrainingConfiguration",
+]
+
+
+class ProjectState(StrEnum):
+    """Where a project is in its lifecycle (DESIGN.md, "Data flow of one project")."""
+
+    PENDING = "pending"
+    BUILDING = "building"
+    TRAINING = "training"
+    POST_TRAINING = "post_training"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATES = frozenset(
+    {ProjectState.PENDING, ProjectState.BUILDING, ProjectState.TRAINING, ProjectState.POST_TRAINING}
+)
+
+
+class PostTrainingStep(StrEnum):
+    """What to do with the trained model (original FLOps names)."""
+
+    BUILD_IMAGE_FOR_TRAINED_MODEL = "build_image_for_trained_model"
+    DEPLOY_TRAINED_MODEL_IMAGE = "deploy_trained_model_image"
+
+
+class TrainingConfiguration(BaseModel):
+    """How to train: mode, data, rounds, learners and the aggregation strategy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["classic", "hierarchical"] = "classic"
+    data_tags: list[str] = Field(
+        min_length=1,
+        description="Tags of the data on the learners' ML data servers to train on.",
+    )
+    training_rounds: int = Field(3, ge=1, le=10_000, description="Rounds of training.")
+    training_cycles: int = Field(
+        1, ge=1, le=1_000, description="Root rounds in hierarchical mode (each runs the rounds)."
+    )
+    min_available_clients: int = Field(1, ge=1, description="Learners needed to start.")
+    min_fit_clients: int = Field(1, ge=1, description="Learners that train in each round.")
+    min_evaluate_clients: int = Field(1, ge=1, description="Learners that evaluate each round.")
+    learners: int | None = Field(
+        None, ge=1, le=1_000, description="Learners to deploy; default min_available_clients."
+    )
+    strategy: str = Field("FedAvg", description=f"One of: {', '.join(STRATEGIES)}.")
+    strategy_params: dict[str, Any] = Field(
+        default_factory=dict, description="The strategy's own parameters, e.g. proximal_mu."
+    )
+    round_timeout_s: float = Field(300.0, gt=0, le=86_400, description="Seconds per round.")
+    connect_timeout_s: float = Field(
+        300.0, gt=0, le=86_400, description="Seconds to wait for enough learners."
+    )
+
+    @field_validator("data_tags")
+    @classmethod
+    def _tags_are_names(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            if not tag or "." in tag or "/" in tag or "," in tag:
+                raise ValueError(f"data tag {tag!r} must be non-empty without '.', '/' or ','")
+        return tags
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        if name not in STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+        return name
+
+    @model_validator(mode="after")
+    def _counts_fit(self) -> TrainingConfiguration:
+        if self.mode == "hierarchical":
+            raise ValueError("mode 'hierarchical' is not available yet; use 'classic'")
+        learners = self.deployed_learners
+        for field in ("min_available_clients", "min_fit_clients", "min_evaluate_clients"):
+            if getattr(self, field) > learners:
+                raise ValueError(
+                    f"{field} ({getattr(self, field)}) exceeds the number of learners ({learners})"
+                )
+        for field in ("min_fit_clients", "min_evaluate_clients"):
+            if getattr(self, field) > self.min_available_clients:
+                raise ValueError(f"{field} exceeds min_available_clients")
+        return self
+
+    @property
+    def deployed_learners(self) -> int:
+        """How many learners the project deploys."""
+        return self.learners or self.min_available_clients
+
+
+class ResourceConstraints(BaseModel):
+    """Resources of each learner (original FLOps fields; memory and storage in MB)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory: int = Field(100, ge=1, description="Memory per learner, MB.")
+    vcpus: float = Field(1, gt=0, le=256, description="vCPUs per learner.")
+    storage: int = Field(0, ge=0, description="Storage per learner, MB.")
+
+
+Platform = Literal["linux/amd64", "linux/arm64"]
+
+
+def _amd64_only() -> list[Platform]:
+    return ["linux/amd64"]
+
+
+class ProjectCreate(BaseModel):
+    """A new FL project, FLOps-compatible (`customerID`, `ml_repo_url`, ...)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    customer_id: str = Field(
+        "Admin",
+        validation_alias=AliasChoices("customerID", "customer_id"),
+        min_length=1,
+        max_length=128,
+        description="Whose project; must match the token's customer unless the caller is admin.",
+    )
+    ml_repo_url: str = Field(min_length=1, max_length=2048, description="Git URL of the ML repo.")
+    ml_repo_ref: str | None = Field(
+        None, max_length=256, description="Branch, tag or commit; default the repo's HEAD."
+    )
+    ml_model_flavor: MLFlavor
+    verbose: bool = False
+    use_devel_base_images: bool = False
+    supported_platforms: list[Platform] = Field(default_factory=_amd64_only, min_length=1)
+    training_configuration: TrainingConfiguration
+    resource_constraints: ResourceConstraints = ResourceConstraints()
+    post_training_steps: list[PostTrainingStep] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _steps_are_possible(self) -> ProjectCreate:
+        steps = set(self.post_training_steps)
+        if PostTrainingStep.DEPLOY_TRAINED_MODEL_IMAGE in steps and (
+            PostTrainingStep.BUILD_IMAGE_FOR_TRAINED_MODEL not in steps
+        ):
+            raise ValueError(
+                "post_training_steps: deploy_trained_model_image needs "
+                "build_image_for_trained_model"
+            )
+        if steps:
+            raise ValueError(
+                "post_training_steps are not available yet on this manager; leave the list empty"
+            )
+        return self

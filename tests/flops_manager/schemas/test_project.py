@@ -1,0 +1,79 @@
+"""Project bodies written for the original FLOps validate; bad ones name the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from flops_manager.schemas import ProjectCreate
+
+
+def _body(**training: Any) -> dict[str, Any]:
+    return {
+        "customerID": "Admin",
+        "ml_repo_url": "https://github.com/Malyuk-A/flops_ml_repo_mnist_sklearn",
+        "ml_model_flavor": "sklearn",
+        "training_configuration": {"data_tags": ["mnist"], **training},
+    }
+
+
+def test_an_original_flops_body_is_accepted() -> None:
+    body = _body(training_rounds=5, min_available_clients=2, min_fit_clients=2,
+                 min_evaluate_clients=2)  # fmt: skip
+    body |= {
+        "verbose": True,
+        "use_devel_base_images": False,
+        "supported_platforms": ["linux/amd64", "linux/arm64"],
+        "resource_constraints": {"memory": 500, "vcpus": 1, "storage": 0},
+        "post_training_steps": [],
+    }
+    project = ProjectCreate.model_validate(body)
+    assert project.customer_id == "Admin"
+    assert project.training_configuration.deployed_learners == 2
+    assert project.training_configuration.strategy == "FedAvg"
+
+
+@pytest.mark.parametrize(
+    ("training", "field", "message"),
+    [
+        ({"training_rounds": 0}, "training_rounds", "greater than or equal to 1"),
+        ({"strategy": "FedAverage"}, "strategy", "unknown strategy 'FedAverage'"),
+        ({"data_tags": []}, "data_tags", "at least 1 item"),
+        ({"min_fit_clients": 3, "min_available_clients": 3, "learners": 2}, None, "exceeds"),
+        ({"mode": "hierarchical"}, None, "not available yet"),
+    ],
+)
+def test_bad_training_configuration_names_the_field(
+    training: dict[str, Any], field: str | None, message: str
+) -> None:
+    with pytest.raises(ValidationError) as error:
+        ProjectCreate.model_validate(_body(**training))
+    first = error.value.errors()[0]
+    assert message in first["msg"]
+    assert first["loc"][0] == "training_configuration"
+    if field is not None:
+        assert field in first["loc"]
+
+
+def test_unknown_flavor_and_platform_are_refused() -> None:
+    with pytest.raises(ValidationError) as error:
+        ProjectCreate.model_validate(
+            _body() | {"ml_model_flavor": "xgboost", "supported_platforms": ["linux/riscv"]}
+        )
+    locations = {err["loc"][0] for err in error.value.errors()}
+    assert locations == {"ml_model_flavor", "supported_platforms"}
+
+
+def test_deploying_without_building_is_refused() -> None:
+    with pytest.raises(ValidationError, match="deploy_trained_model_image needs"):
+        ProjectCreate.model_validate(
+            _body() | {"post_training_steps": ["deploy_trained_model_image"]}
+        )
+
+
+def test_unknown_fields_are_refused() -> None:
+    with pytest.raises(ValidationError) as error:
+        ProjectCreate.model_validate(_body() | {"trainig_rounds": 3})
+    assert error.value.errors()[0]["loc"] == ("trainig_rounds",)
