@@ -1,0 +1,297 @@
+"""Build (or reuse) the Python environment that runs an ML repo's learners and aggregator.
+
+Design. On the embedded default, learners and the aggregator are local processes, and they
+need two things in one interpreter: the FLOps runtime (Flower, MLflow, `flops_*` and their
+hundreds of megabytes of dependencies) and whatever the repo's dependency file asks for.
+Reinstalling the runtime into every environment would cost minutes and gigabytes per
+environment and could end with versions other than the ones the manager was tested with.
+Instead each environment is a small venv whose own site-packages holds only the repo's
+extra packages, followed on `sys.path` (through one `.pth` file) by the runtime's
+site-packages and the FLOps source root: the repo's packages shadow nothing of the runtime
+because pip installs with a constraints file that pins every runtime distribution to its
+installed version, so pip never installs a second copy of one, and a repo requirement that
+contradicts the runtime (`numpy==1.26.4`, `mlflow<3`) is dropped beforehand and reported as
+an `Override` for the project's events: the runtime's requirement wins. The venv borrows
+the runtime's pip the same way, so creating it takes a fraction of a second. The `.pth`
+file only appends folders (the runtime's own `.pth` files do not run in the venv), which is
+why an editable FLOps install is covered by appending its source root instead of relying
+on setuptools' import hook.
+
+Environments are keyed by what decides their content, not by commit: the requirement
+lines left after overrides, the interpreter and a fingerprint of the runtime (its
+distributions and paths), so every commit with the same dependencies shares one
+environment and an upgraded runtime gets fresh ones. `EnvironmentCache` builds each in a
+staging folder, writes a marker last and renames it into place (rewriting the few absolute
+paths `venv` and pip put into `bin/`), under a per-key file lock, so concurrent callers
+(threads or processes) build once and a failed build leaves nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flops_manager.environments.built_environment import BuiltEnvironment
+from flops_manager.environments.environment_cache import EnvironmentCache
+from flops_manager.environments.errors import UnsupportedDependenciesError
+from flops_manager.environments.requirement_plan import (
+    RequirementPlan,
+    constraint_lines,
+    environment_key,
+    plan_requirements,
+)
+from flops_manager.environments.runtime_probe import (
+    InterpreterInfo,
+    choose_interpreter,
+    probe_interpreter,
+)
+from flops_manager.environments.venv_setup import create_venv, pip_install
+from flops_utils.dependencies import DependencySpec, read_dependencies
+from flops_utils.logs import get_logger
+
+__all__ = ["BuiltEnvironment", "EnvironmentBuilder", "ProgressCallback"]
+
+_logger = get_logger("manager.environments")
+
+#: Receives one human-readable line per step of `EnvironmentBuilder.ensure`.
+ProgressCallback = Callable[[str], None]
+
+_REQUIREMENTS_NAME = "flops-requirements.txt"
+_CONSTRAINTS_NAME = "flops-constraints.txt"
+
+
+class EnvironmentBuilder:
+    """Makes one venv per distinct set of repo dependencies, cached under `cache_dir`.
+
+    Parameters
+    ----------
+    cache_dir : Path
+        Where environments live (`<key>/`, `<key>.lock`); created when missing.
+    runtime_python : Path
+        The interpreter of the FLOps runtime, whose packages every environment imports.
+    pip_timeout : float
+        Seconds one `pip install` may take before the build fails (retryably).
+    pip_args : Sequence[str]
+        Extra `pip install` arguments, e.g. `("--index-url", url)`; the machine's pip
+        configuration (`pip config list`) applies as well.
+    search_path : str | None
+        PATH for finding `pythonX.Y` when a repo pins Python; None: this process's PATH.
+    command_timeout : float
+        Seconds each other command (probing an interpreter, `python -m venv`) may take.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        runtime_python: Path,
+        pip_timeout: float,
+        pip_args: Sequence[str] = (),
+        search_path: str | None = None,
+        command_timeout: float = 120.0,
+    ) -> None:
+        self._cache = EnvironmentCache(cache_dir.absolute())
+        self._runtime_python = runtime_python.absolute()
+        self._pip_timeout = pip_timeout
+        self._pip_args = tuple(pip_args)
+        self._search_path = search_path
+        self._command_timeout = command_timeout
+        self._runtime: InterpreterInfo | None = None
+        self._runtime_lock = threading.Lock()
+
+    def runtime(self) -> InterpreterInfo:
+        """The FLOps runtime interpreter, probed on first use (then kept for this builder).
+
+        Raises
+        ------
+        RuntimeProbeError
+            When `runtime_python` cannot be run.
+        """
+        with self._runtime_lock:
+            if self._runtime is None:
+                self._runtime = probe_interpreter(
+                    self._runtime_python, timeout=self._command_timeout
+                )
+                _logger.info(
+                    "FLOps runtime: Python %s, %d distributions, %d import paths",
+                    self._runtime.version,
+                    len(self._runtime.distributions),
+                    len(self._runtime.paths),
+                )
+            return self._runtime
+
+    def ensure(
+        self,
+        repo_dir: Path,
+        *,
+        commit: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> BuiltEnvironment:
+        """Return the environment for the dependencies of the checkout `repo_dir`.
+
+        Reuses the environment with the same key when it exists, else builds it; callers
+        at the same time (threads or processes) wait for one build.
+
+        Parameters
+        ----------
+        repo_dir : Path
+            The repo checkout.
+        commit : str | None
+            The checkout's commit, for logs and the environment's metadata only.
+        on_progress : ProgressCallback | None
+            Called with one human-readable line per step.
+
+        Returns
+        -------
+        BuiltEnvironment
+            The environment, with the overrides and warnings to report.
+
+        Raises
+        ------
+        DependencyError
+            When the dependency file is missing or cannot be parsed (from `read_dependencies`).
+        EnvironmentBuildError
+            When the environment cannot be built; `retryable` tells whether to try again.
+        """
+        started = time.monotonic()
+
+        label = commit[:12] if commit else repo_dir.name
+
+        def progress(line: str) -> None:
+            _logger.info("environment for %s: %s", label, line)
+            if on_progress is not None:
+                on_progress(line)
+
+        progress("reading dependencies")
+        spec = read_dependencies(repo_dir.absolute())
+        if spec.conda_only_packages:
+            raise UnsupportedDependenciesError(
+                f"{spec.source_file} lists conda packages with no PyPI equivalent: "
+                f"{', '.join(spec.conda_only_packages)}",
+                dependency_file=spec.source_file,
+            )
+        runtime = self.runtime()
+        interpreter, python_warnings = choose_interpreter(
+            runtime, spec.python_version, search_path=self._search_path
+        )
+        plan = plan_requirements(
+            spec.requirements, runtime=runtime.distributions, markers=interpreter.markers
+        )
+        key = environment_key(
+            plan.install_redacted,
+            interpreter=interpreter,
+            runtime_fingerprint=runtime.fingerprint(),
+            pip_args=self._pip_args,
+        )
+        reused = self._cache.is_complete(key)
+        if not reused:
+            waiting = f"waiting for another build of environment {key}"
+            with self._cache.lock(key, on_wait=lambda: progress(waiting)):
+                reused = self._cache.is_complete(key)
+                if not reused:
+                    self._build(key, spec, plan, interpreter, runtime, commit, progress, started)
+        if reused:
+            progress(f"reusing environment {key}")
+            self._cache.touch(key)
+        seconds = time.monotonic() - started
+        progress(f"done in {seconds:.1f} s")
+        path = self._cache.path(key)
+        return BuiltEnvironment(
+            path=path,
+            python=path / "bin" / "python",
+            key=key,
+            reused=reused,
+            overrides=list(plan.overrides),
+            warnings=[*spec.warnings, *python_warnings],
+            installed=list(plan.install_redacted),
+            build_seconds=seconds,
+            python_version=interpreter.version,
+            dependency_file=spec.source_file,
+        )
+
+    def remove(self, key: str) -> bool:
+        """Delete the environment `key` (waiting for a build of it); False if it did not exist."""
+        return self._cache.remove(key)
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the `keep` most recently used environments; return their keys.
+
+        Environments in use by running processes are not tracked here: keep at least as
+        many as may be running.
+        """
+        return self._cache.prune(keep)
+
+    def _build(
+        self,
+        key: str,
+        spec: DependencySpec,
+        plan: RequirementPlan,
+        interpreter: InterpreterInfo,
+        runtime: InterpreterInfo,
+        commit: str | None,
+        progress: ProgressCallback,
+        started: float,
+    ) -> None:
+        progress("creating venv")
+        staging = self._cache.new_staging(key)
+        try:
+            must_import = ["flops_utils", "flwr", *([] if not runtime.has_pip else ["pip"])]
+            python = create_venv(
+                staging,
+                python=interpreter.python,
+                runtime_paths=runtime.paths,
+                with_pip=not runtime.has_pip,
+                must_import=must_import,
+                prompt=f"flops-{key}",
+                timeout=self._command_timeout,
+            )
+            requirements = staging / _REQUIREMENTS_NAME
+            constraints = staging / _CONSTRAINTS_NAME
+            requirements.touch(mode=0o600)  # URL lines may hold credentials until pip is done
+            _write_lines(requirements, plan.install)
+            _write_lines(constraints, constraint_lines(runtime.distributions))
+            if plan.install:
+                count = len(plan.install)
+                progress(f"installing {count} package{'s' if count != 1 else ''}")
+                pip_install(
+                    python,
+                    requirements_file=requirements,
+                    constraints_file=constraints,
+                    pip_args=self._pip_args,
+                    timeout=self._pip_timeout,
+                    dependency_file=spec.source_file,
+                )
+                _write_lines(requirements, plan.install_redacted)  # pip is done with secrets
+            marker = {
+                "key": key,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "commit": commit,
+                "dependency_file": spec.source_file,
+                "python": str(interpreter.python),
+                "python_version": interpreter.version,
+                "runtime_python": str(runtime.python),
+                "runtime_fingerprint": runtime.fingerprint(),
+                "installed": list(plan.install_redacted),
+                "overrides": [asdict(o) for o in plan.overrides],
+                "build_seconds": round(time.monotonic() - started, 3),
+            }
+            self._cache.publish(key, staging, marker)
+        except BaseException:
+            _logger.warning("build of environment %s failed; removing %s", key, staging)
+            self._cache.discard(staging)
+            raise
+        _logger.info(
+            "built environment %s (commit %s, %d requirements installed, %d overrides)",
+            key,
+            commit or "unknown",
+            len(plan.install),
+            len(plan.overrides),
+        )
+
+
+def _write_lines(path: Path, lines: Iterable[str]) -> None:
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
