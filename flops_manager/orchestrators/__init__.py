@@ -1,0 +1,43 @@
+"""Orchestrator backends: one interface (`Orchestrator`) to deploy and watch services."""
+
+from flops_manager.orchestrators.local_orchestrator import LocalOrchestrator
+from flops_manager.orchestrators.orchestrator import (
+    ClusterInfo,
+    DeployError,
+    NodeInfo,
+    Orchestrator,
+    OrchestratorError,
+    OrchestratorHealth,
+    OrchestratorUnavailableError,
+    ServiceNotFoundError,
+    ServiceState,
+    ServiceStatus,
+)
+from flops_manager.orchestrators.orchestrator_factory import create_orchestrator
+from flops_manager.orchestrators.service_spec import (
+    Placement,
+    PortMapping,
+    Resources,
+    RestartPolicy,
+    ServiceSpec,
+)
+
+__all__ = [
+    "ClusterInfo",
+    "DeployError",
+    "LocalOrchestrator",
+    "NodeInfo",
+    "Orchestrator",
+    "OrchestratorError",
+    "OrchestratorHealth",
+    "OrchestratorUnavailableError",
+    "Placement",
+    "PortMapping",
+    "Resources",
+    "RestartPolicy",
+    "ServiceNotFoundError",
+    "ServiceSpec",
+    "ServiceState",
+    "ServiceStatus",
+    "create_orchestrator",
+]
