@@ -1,0 +1,13 @@
+"""The API's routers, one per resource, mounted under `/api/flops` by `api_router`."""
+
+from fastapi import APIRouter
+
+from flops_manager.api.routes import health, tokens
+
+__all__ = ["API_PREFIX", "api_router"]
+
+API_PREFIX = "/api/flops"
+
+api_router = APIRouter(prefix=API_PREFIX)
+api_router.include_router(health.router)
+api_router.include_router(tokens.router)
