@@ -13,6 +13,7 @@ from flops_manager.api import API_PREFIX, api_router, install_error_handlers
 from flops_manager.api.deps import ManagerContext
 from flops_manager.core.config import Settings
 from flops_manager.db import Database
+from flops_manager.lifecycle.runtime import ManagerRuntime
 from flops_utils.logs import get_logger
 from flops_utils.redact import redact_url
 
@@ -74,17 +75,29 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     owned = context.database is None
     if owned:
         context.database = await run_in_threadpool(open_database, context.settings)
+    runtime: ManagerRuntime | None = None
+    if app.state.start_projects:
+        assert context.database is not None
+        runtime = await run_in_threadpool(ManagerRuntime.start, context.settings, context.database)
+        context.lifecycle = runtime
+        context.orchestrator = runtime.orchestrator
+        context.health_checks.append(runtime.health)
     _log.info("manager ready (API at %s)", API_PREFIX)
     try:
         yield
     finally:
+        if runtime is not None:
+            await run_in_threadpool(runtime.stop)
+            context.lifecycle = context.orchestrator = None
         if owned and context.database is not None:
             context.database.close()
             context.database = None
         _log.info("manager stopped")
 
 
-def create_app(settings: Settings, *, database: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, database: Database | None = None, start_projects: bool = True
+) -> FastAPI:
     """Build the manager's app: routes, dependencies, error handlers and lifespan.
 
     Parameters
@@ -95,6 +108,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
         An open database to use (tests); the caller keeps ownership and closes it. Without
         one, the app's lifespan opens `settings.sqlalchemy_url` at startup and closes it at
         shutdown.
+    start_projects : bool
+        Start the parts that carry projects (orchestrator, MLflow, data servers, runners)
+        with the app; tests of the API alone turn it off.
 
     Returns
     -------
@@ -118,6 +134,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
         lifespan=_lifespan,
     )
     app.state.context = ManagerContext(settings=settings, database=database)
+    app.state.start_projects = start_projects
     install_error_handlers(app)
     app.include_router(api_router)
     return app

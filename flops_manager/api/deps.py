@@ -24,6 +24,7 @@ from flops_manager.api.errors import (
 )
 from flops_manager.core.config import Settings
 from flops_manager.db import Database
+from flops_manager.lifecycle.runtime import ManagerRuntime
 from flops_manager.services.tokens import Caller, authenticate
 from flops_utils.logs import get_logger
 
@@ -35,12 +36,14 @@ __all__ = [
     "DatabaseDep",
     "HealthCheck",
     "ManagerContext",
+    "RuntimeDep",
     "SessionDep",
     "SettingsDep",
     "get_admin_caller",
     "get_context",
     "get_current_caller",
     "get_database",
+    "get_runtime",
     "get_session",
     "get_settings",
 ]
@@ -185,3 +188,14 @@ def get_admin_caller(caller: CurrentCaller) -> Caller:
 
 
 AdminCaller = Annotated[Caller, Depends(get_admin_caller)]
+
+
+def get_runtime(context: ContextDep) -> ManagerRuntime:
+    """The parts that carry projects; 503 while the manager starts or when they are off."""
+    runtime = context.lifecycle
+    if not isinstance(runtime, ManagerRuntime):
+        raise ManagerNotReadyError("projects cannot run on this manager right now")
+    return runtime
+
+
+RuntimeDep = Annotated[ManagerRuntime, Depends(get_runtime)]

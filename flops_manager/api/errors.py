@@ -23,6 +23,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flops_manager.repos.git_checkout import RepoPolicyError
+from flops_manager.services.projects import ProjectConflictError, ProjectNotFoundError
 from flops_manager.services.tokens import InvalidCustomerIdError, TokenNotFoundError
 from flops_utils.logs import get_logger
 
@@ -68,6 +69,8 @@ ERROR_CATALOG: dict[type[Exception], tuple[int, str]] = {
     TokenNotFoundError: (404, "API token {token_id} not found"),
     InvalidCustomerIdError: (422, "{exc}"),
     RepoPolicyError: (422, "{exc}"),
+    ProjectNotFoundError: (404, "project {project_id} not found"),
+    ProjectConflictError: (409, "{exc}"),
     ManagerNotReadyError: (503, "the manager is starting or stopping; try again shortly"),
 }
 

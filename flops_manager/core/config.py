@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         False, description="Accept local paths and file:// repo URLs (tests, offline use)."
     )
     allowed_repo_schemes: frozenset[str] = frozenset({"https", "ssh"})
+    local_nodes: int = Field(
+        3, ge=1, le=64, description="Learner nodes the embedded default simulates (data servers)."
+    )
     mlflow_port: int = Field(5000, ge=1, le=65535)
     data_server_port: int = Field(11027, ge=1, le=65535)
     public_url: str | None = Field(

@@ -39,6 +39,8 @@ class Project(Base):
     repo_url: Mapped[str] = mapped_column(Text)
     commit: Mapped[str | None] = mapped_column(String(64), default=None)
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # SHA-256 of the token the project's services send with their events.
+    callback_token_hash: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -1,6 +1,7 @@
 """Request and response bodies of the manager's REST API."""
 
 from flops_manager.schemas.project import (
+    ACTIVE_STATES,
     PostTrainingStep,
     ProjectCreate,
     ProjectState,
@@ -9,6 +10,7 @@ from flops_manager.schemas.project import (
 )
 
 __all__ = [
+    "ACTIVE_STATES",
     "PostTrainingStep",
     "ProjectCreate",
     "ProjectState",

@@ -49,7 +49,9 @@ class TrainingConfiguration(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["classic", "hierarchical"] = "classic"
+    mode: Literal["classic", "hierarchical"] = Field(
+        "classic", description="classic (one aggregator) or hierarchical (per cluster)."
+    )
     data_tags: list[str] = Field(
         min_length=1,
         description="Tags of the data on the learners' ML data servers to train on.",
@@ -142,13 +144,29 @@ class ProjectCreate(BaseModel):
     ml_repo_ref: str | None = Field(
         None, max_length=256, description="Branch, tag or commit; default the repo's HEAD."
     )
-    ml_model_flavor: MLFlavor
-    verbose: bool = False
-    use_devel_base_images: bool = False
-    supported_platforms: list[Platform] = Field(default_factory=_amd64_only, min_length=1)
-    training_configuration: TrainingConfiguration
-    resource_constraints: ResourceConstraints = ResourceConstraints()
-    post_training_steps: list[PostTrainingStep] = Field(default_factory=list)
+    ml_model_flavor: MLFlavor = Field(
+        description="ML library of the repo: sklearn, pytorch, tensorflow or keras."
+    )
+    verbose: bool = Field(False, description="More detailed logs from the project's services.")
+    use_devel_base_images: bool = Field(
+        False, description="Original FLOps option for development base images (containers)."
+    )
+    supported_platforms: list[Platform] = Field(
+        default_factory=_amd64_only,
+        min_length=1,
+        description="Platforms of the learners: linux/amd64 and/or linux/arm64.",
+    )
+    training_configuration: TrainingConfiguration = Field(
+        description="How to train: data tags, rounds, learners, strategy."
+    )
+    resource_constraints: ResourceConstraints = Field(
+        ResourceConstraints(), description="Resources of each learner."
+    )
+    post_training_steps: list[PostTrainingStep] = Field(
+        default_factory=list,
+        description="What to do with the trained model: build_image_for_trained_model, "
+        "deploy_trained_model_image.",
+    )
 
     @model_validator(mode="after")
     def _steps_are_possible(self) -> ProjectCreate:

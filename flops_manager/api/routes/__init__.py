@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from flops_manager.api.routes import health, tokens
+from flops_manager.api.routes import health, mocks, projects, tokens, tracking
 
 __all__ = ["API_PREFIX", "api_router"]
 
@@ -11,3 +11,6 @@ API_PREFIX = "/api/flops"
 api_router = APIRouter(prefix=API_PREFIX)
 api_router.include_router(health.router)
 api_router.include_router(tokens.router)
+api_router.include_router(projects.router)
+api_router.include_router(tracking.router)
+api_router.include_router(mocks.router)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -35,7 +37,7 @@ def database(tmp_path: Path) -> Iterator[Database]:
 @pytest.fixture
 def app(tmp_path: Path, database: Database) -> FastAPI:
     settings = Settings(admin_token=ADMIN_TOKEN, data_dir=tmp_path, _env_file=None)
-    return create_app(settings, database=database)
+    return create_app(settings, database=database, start_projects=False)
 
 
 @pytest.fixture
@@ -130,6 +132,10 @@ def manager_server(tmp_path: Path) -> Iterator[ManagerServer]:
         FLOPS_HOST="127.0.0.1",
         FLOPS_PORT=str(port),
         FLOPS_DATA_DIR=str(workdir / "data"),
+        FLOPS_MLFLOW_PORT=str(free_port()),
+        FLOPS_DATA_SERVER_PORT=str(free_port()),
+        FLOPS_LOCAL_NODES="3",
+        FLOPS_ALLOW_LOCAL_REPOS="true",
     )
     process, log = start_manager(workdir, env)
     server = ManagerServer(f"http://127.0.0.1:{port}", ADMIN_TOKEN, process, log)
@@ -138,3 +144,33 @@ def manager_server(tmp_path: Path) -> Iterator[ManagerServer]:
         yield server
     finally:
         stop_process_group(process)
+        kill_leftover_services(workdir / "data" / "services")
+
+
+def service_pids(state_dir: Path) -> list[int]:
+    """Process-group ids of the services the manager's local orchestrator recorded."""
+    pids = []
+    for record in state_dir.glob("*/service.json"):
+        pgid = json.loads(record.read_text()).get("pgid")
+        if pgid:
+            pids.append(int(pgid))
+    return pids
+
+
+def alive(pgid: int) -> bool:
+    """Whether a process group still has a live (not zombie) member."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def kill_leftover_services(state_dir: Path) -> None:
+    """A safety net for failing tests: no service process outlives its test."""
+    for pgid in service_pids(state_dir):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)

@@ -28,7 +28,9 @@ def test_create_app_without_admin_token_fails_clearly(tmp_path: Path) -> None:
 
 def test_lifespan_opens_and_closes_the_default_database(tmp_path: Path) -> None:
     data_dir = tmp_path / "not" / "there" / "yet"
-    app = create_app(Settings(admin_token=ADMIN_TOKEN, data_dir=data_dir, _env_file=None))
+    app = create_app(
+        Settings(admin_token=ADMIN_TOKEN, data_dir=data_dir, _env_file=None), start_projects=False
+    )
     context = app.state.context
     assert isinstance(context, ManagerContext)
     assert context.database is None

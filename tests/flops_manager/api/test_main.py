@@ -23,6 +23,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Monke
     monkeypatch.chdir(tmp_path)
     for name in [n for n in os.environ if n.startswith("FLOPS_")]:
         monkeypatch.delenv(name)
+    monkeypatch.setenv("FLOPS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setattr(entry, "configure_logging", lambda: None)
     monkeypatch.setattr(logging.getLogger("flops"), "propagate", True)
     return monkeypatch
@@ -47,6 +48,11 @@ def test_main_serves_the_app_and_never_logs_secrets(
     environment.setenv("FLOPS_DATABASE_URL", "postgresql+psycopg://flops:hunter2@db/flops")
     environment.setattr(entry.uvicorn, "run", fake_run)
     environment.setattr(flops_manager.main, "Database", local_database)
+    # This test is about the entry point; the project runtime has its own tests.
+    real_create_app = entry.create_app
+    environment.setattr(
+        entry, "create_app", lambda settings: real_create_app(settings, start_projects=False)
+    )
 
     with caplog.at_level(logging.INFO, logger="flops"):
         code = entry.main()

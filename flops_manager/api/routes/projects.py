@@ -1,0 +1,154 @@
+"""Projects: `/api/flops/projects` — create, list, read, follow, read logs, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from flops_manager.api.deps import CurrentCaller, DatabaseDep, RuntimeDep, SessionDep
+from flops_manager.api.errors import AUTH_RESPONSES, PermissionDeniedError
+from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState
+from flops_manager.services import projects as service
+from flops_manager.services.projects import ProjectConflictError
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["projects"], responses=AUTH_RESPONSES)
+
+
+@router.post("/projects", status_code=status.HTTP_201_CREATED)
+@router.post("/projects/", status_code=status.HTTP_201_CREATED, include_in_schema=False)
+def create_project(
+    body: ProjectCreate,
+    caller: CurrentCaller,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    request: Request,
+    response: Response,
+) -> dict[str, Any]:
+    """Accept a project and start it in the background; answers at once with its id."""
+    try:
+        project, token = service.create_project(session=session, caller=caller, body=body)
+    except PermissionError as e:
+        raise PermissionDeniedError(str(e)) from e
+    session.commit()
+    runtime.lifecycle.start(project.id, body=body, repo_url=body.ml_repo_url, token=token)
+    url = str(request.url_for("get_project", project_id=project.id))
+    response.headers["Location"] = url
+    return {"id": project.id, "url": url, "state": project.state}
+
+
+@router.get("/projects")
+def list_projects(caller: CurrentCaller, session: SessionDep) -> list[dict[str, Any]]:
+    """The caller's projects (every project for the admin), newest first."""
+    return [service.project_view(p) for p in service.list_projects(session=session, caller=caller)]
+
+
+@router.get("/projects/{project_id}")
+def get_project(project_id: str, caller: CurrentCaller, session: SessionDep) -> dict[str, Any]:
+    """A project: state, message, configuration, result (metrics, model, MLflow) and services."""
+    project = service.get_project(session=session, caller=caller, project_id=project_id)
+    view = service.project_view(project, detail=True)
+    view["events"] = len(project.events)
+    return view
+
+
+@router.get("/projects/{project_id}/events")
+def list_events(
+    project_id: str,
+    caller: CurrentCaller,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+) -> list[dict[str, Any]]:
+    """The project's state transitions and reported events, oldest first."""
+    service.get_project(session=session, caller=caller, project_id=project_id)
+    events = service.list_events(session=session, project_id=project_id, after=after)
+    return [service.event_view(e) for e in events]
+
+
+@router.get("/projects/{project_id}/events/stream")
+async def stream_events(
+    project_id: str, caller: CurrentCaller, database: DatabaseDep
+) -> StreamingResponse:
+    """Server-sent events: every event as it is recorded; ends when the project is final."""
+    with database.session() as session:
+        service.get_project(session=session, caller=caller, project_id=project_id)
+
+    async def events() -> AsyncIterator[str]:
+        after = 0
+        while True:
+            with database.session() as session:
+                batch = [
+                    service.event_view(e)
+                    for e in service.list_events(
+                        session=session, project_id=project_id, after=after
+                    )
+                ]
+                project = service.get_project(session=session, caller=caller, project_id=project_id)
+                final = ProjectState(project.state) not in ACTIVE_STATES
+            for event in batch:
+                after = event["id"]
+                yield f"id: {event['id']}\ndata: {json.dumps(event)}\n\n"
+            if final:
+                return
+            await asyncio.sleep(0.25)
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+@router.get("/projects/{project_id}/logs")
+def project_logs(
+    project_id: str,
+    caller: CurrentCaller,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    tail: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
+    """The last output lines of each service the project started."""
+    project = service.get_project(session=session, caller=caller, project_id=project_id)
+    services = []
+    for record in project.services:
+        try:
+            lines = runtime.orchestrator.logs(record.service_id, tail=tail)
+        except Exception:
+            lines = ["(logs no longer available)"]
+        services.append({"service_id": record.service_id, "role": record.role, "lines": lines})
+    return {"services": services}
+
+
+@router.delete("/projects/{project_id}")
+def cancel_project(
+    project_id: str, caller: CurrentCaller, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Cancel a project: everything it started is undeployed, its state becomes cancelled."""
+    project = service.get_project(session=session, caller=caller, project_id=project_id)
+    if ProjectState(project.state) not in ACTIVE_STATES:
+        raise ProjectConflictError(f"project {project_id} is already {project.state}")
+    session.close()
+    runtime.lifecycle.cancel(project_id)
+    runtime.lifecycle.wait(project_id, timeout=60)
+    return {"id": project_id, "state": ProjectState.CANCELLED.value}
+
+
+@router.post(
+    "/projects/{project_id}/callbacks", status_code=status.HTTP_204_NO_CONTENT,
+    include_in_schema=False,
+)  # fmt: skip
+def receive_event(
+    project_id: str,
+    event: dict[str, Any],
+    session: SessionDep,
+    runtime: RuntimeDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """Events from the project's own services (docs/events.md), with its callback token."""
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    project = service.authorize_callback(session=session, project_id=project_id, token=token)
+    service.record_reported_event(session=session, project=project, event=event)
+    session.commit()
+    runtime.lifecycle.deliver(project_id, event)

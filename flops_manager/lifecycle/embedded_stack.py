@@ -1,0 +1,171 @@
+"""The services every project on this machine shares: MLflow and the nodes' ML data servers.
+
+They run as supervised services of the orchestrator (restarted on failure), under the
+pseudo-project `system`, so the orchestrator owns their processes and the manager only
+checks that they answer. One data server stands for each learner node of the embedded
+default; learner `i` reads the data of node `i mod nodes`, as on real nodes each learner
+reads its own node's data under the same data tags.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from flops_manager.orchestrators import Orchestrator, RestartPolicy, ServiceSpec, ServiceStatus
+from flops_utils.logs import get_logger
+from flops_utils.ml_data_client import MLDataClient, MLDataError
+
+__all__ = ["SYSTEM_PROJECT", "EmbeddedStack", "StackError"]
+
+SYSTEM_PROJECT = "system"
+_log = get_logger("manager.stack")
+
+
+class StackError(RuntimeError):
+    """Raised when MLflow or a data server does not come up; the message says which and why."""
+
+
+class EmbeddedStack:
+    """Start (once) and describe the shared services.
+
+    Parameters
+    ----------
+    orchestrator : Orchestrator
+        Runs the services.
+    data_dir : Path
+        MLflow's store lives in `data_dir/mlflow`, node `i`'s data in `data_dir/nodes/node<i>`.
+    mlflow_port, data_server_port : int
+        MLflow's port; node `i`'s data server listens on `data_server_port + i`.
+    nodes : int
+        Learner nodes simulated on this machine.
+    """
+
+    def __init__(
+        self,
+        *,
+        orchestrator: Orchestrator,
+        data_dir: Path,
+        mlflow_port: int,
+        data_server_port: int,
+        nodes: int,
+        startup_timeout: float = 120.0,
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.data_dir = data_dir
+        self.mlflow_port = mlflow_port
+        self.data_server_port = data_server_port
+        self.nodes = nodes
+        self.startup_timeout = startup_timeout
+        self._lock = threading.Lock()
+        self._services: dict[str, str] = {}
+        #: Whether every shared service has answered once.
+        self.started = False
+
+    @property
+    def tracking_url(self) -> str:
+        """The MLflow tracking server."""
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    def data_server(self, node: int) -> str:
+        """Address of node `node`'s data server."""
+        return f"grpc://127.0.0.1:{self.data_server_port + node % self.nodes}"
+
+    def ensure_started(self) -> None:
+        """Deploy whatever is not running yet and wait until every part answers."""
+        with self._lock:
+            for name, spec in self._specs().items():
+                service_id = self._services.get(name)
+                if service_id is None or self.orchestrator.status(service_id).status.terminal:
+                    self._services[name] = self.orchestrator.deploy(spec)
+            self._wait_healthy()
+            self.started = True
+
+    def health(self) -> tuple[bool, str]:
+        """Whether MLflow answers, in words."""
+        try:
+            ok = httpx.get(f"{self.tracking_url}/health", timeout=2.0).status_code == 200
+        except httpx.HTTPError as e:
+            return False, f"MLflow at {self.tracking_url} is not answering ({type(e).__name__})"
+        return ok, f"MLflow at {self.tracking_url}" + ("" if ok else " is unhealthy")
+
+    def stop(self) -> None:
+        """Undeploy the shared services."""
+        with self._lock:
+            for service_id in self._services.values():
+                self.orchestrator.undeploy(service_id)
+            self._services.clear()
+
+    def _specs(self) -> dict[str, ServiceSpec]:
+        python = sys.executable
+        restart = RestartPolicy(policy="on_failure", max_restarts=5)
+        store = self.data_dir / "mlflow"
+        store.mkdir(parents=True, exist_ok=True)
+        specs = {
+            "mlflow": ServiceSpec(
+                name="mlflow",
+                project_id=SYSTEM_PROJECT,
+                role="mlflow",
+                restart=restart,
+                command=[
+                    python,
+                    "-m",
+                    "mlflow",
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.mlflow_port),
+                    "--workers",
+                    "1",
+                    "--backend-store-uri",
+                    f"sqlite:///{store / 'mlflow.db'}",
+                    "--artifacts-destination",
+                    str(store / "artifacts"),
+                ],
+                env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            )
+        }
+        for node in range(self.nodes):
+            folder = self.data_dir / "nodes" / f"node{node}" / "ml_data"
+            specs[f"dataserver{node}"] = ServiceSpec(
+                name=f"dataserver{node}", project_id=SYSTEM_PROJECT, role="data_server",
+                restart=restart,
+                command=[python, "-m", "flops_data_server", "serve", "--host", "127.0.0.1",
+                         "--port", str(self.data_server_port + node), "--data-dir", str(folder)],
+            )  # fmt: skip
+        return specs
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        pending = {"mlflow", *(f"dataserver{n}" for n in range(self.nodes))}
+        while pending:
+            for name in sorted(pending):
+                state = self.orchestrator.status(self._services[name])
+                if state.status is ServiceStatus.FAILED:
+                    lines = self.orchestrator.logs(self._services[name], tail=5)
+                    raise StackError(f"{name} failed to start: {' | '.join(lines)}")
+                if self._answers(name):
+                    pending.discard(name)
+                    _log.info("%s is up", name)
+            if pending and time.monotonic() > deadline:
+                raise StackError(
+                    f"{', '.join(sorted(pending))} did not answer within {self.startup_timeout:g} s"
+                )
+            if pending:
+                time.sleep(0.3)
+
+    def _answers(self, name: str) -> bool:
+        if name == "mlflow":
+            return self.health()[0]
+        node = int(name.removeprefix("dataserver"))
+        try:
+            with MLDataClient(self.data_server(node), timeout=2.0) as client:
+                client.list_datasets()
+            return True
+        except MLDataError:
+            return False

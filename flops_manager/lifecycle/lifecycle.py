@@ -1,0 +1,110 @@
+"""All projects of a manager: start their runners, cancel them, route events, recover."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from flops_manager.db import Database, Project
+from flops_manager.lifecycle.project_runner import ProjectRunner, RunnerContext
+from flops_manager.lifecycle.project_store import ProjectStore
+from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState
+from flops_utils.logs import get_logger
+
+__all__ = ["ProjectLifecycle"]
+
+_log = get_logger("manager.lifecycle")
+
+
+class ProjectLifecycle:
+    """Runs one `ProjectRunner` thread per active project.
+
+    Parameters
+    ----------
+    database : Database
+        Where projects, their events and services are recorded.
+    context : RunnerContext
+        What the runners use (orchestrator, environment builder, embedded stack, ...).
+    """
+
+    def __init__(self, *, database: Database, context: RunnerContext) -> None:
+        self.database = database
+        self.context = context
+        self._runners: dict[str, ProjectRunner] = {}
+        self._lock = threading.Lock()
+
+    def start(self, project_id: str, *, body: ProjectCreate, repo_url: str, token: str) -> None:
+        """Start carrying a freshly created project through its lifecycle."""
+        runner = ProjectRunner(
+            context=self.context,
+            store=ProjectStore(self.database, project_id),
+            body=body,
+            repo_url=repo_url,
+            callback_token=token,
+        )
+        with self._lock:
+            self._runners[project_id] = runner
+        runner.start()
+
+    def cancel(self, project_id: str) -> bool:
+        """Cancel a running project; False if it has no runner (already final)."""
+        with self._lock:
+            runner = self._runners.get(project_id)
+        if runner is None or not runner.is_alive():
+            return False
+        runner.cancel()
+        return True
+
+    def deliver(self, project_id: str, event: dict[str, Any]) -> None:
+        """Hand an event a service reported to the project's runner."""
+        with self._lock:
+            runner = self._runners.get(project_id)
+        if runner is not None:
+            runner.events.put(event)
+
+    def wait(self, project_id: str, timeout: float | None = None) -> None:
+        """Wait for a project's runner to finish (tests, shutdown)."""
+        with self._lock:
+            runner = self._runners.get(project_id)
+        if runner is not None:
+            runner.join(timeout)
+
+    def recover(self) -> int:
+        """After a restart: end every project left active, undeploying what it started.
+
+        A project that was running when the manager stopped cannot be followed again (its
+        services' events went to the old process), so it is marked `failed` with the reason,
+        and every service recorded for it is undeployed. Returns how many were recovered.
+        """
+        with self.database.session() as session:
+            stale = [
+                (p.id, p.state)
+                for p in session.query(Project).filter(
+                    Project.state.in_([s.value for s in ACTIVE_STATES])
+                )
+            ]
+        for project_id, state in stale:
+            store = ProjectStore(self.database, project_id)
+            for service_id, role in store.live_services():
+                try:
+                    self.context.orchestrator.undeploy(service_id, timeout=10.0)
+                except Exception:
+                    _log.exception("project=%s cannot undeploy %s %s", project_id, role, service_id)
+                    continue
+                store.mark_undeployed(service_id)
+            store.transition(
+                ProjectState.FAILED,
+                f"the manager restarted while the project was {state}; "
+                "its services were stopped — submit the project again",
+            )
+        return len(stale)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Cancel every running project and wait for its runner."""
+        with self._lock:
+            runners = list(self._runners.values())
+        for runner in runners:
+            if runner.is_alive():
+                runner.cancel()
+        for runner in runners:
+            runner.join(timeout)

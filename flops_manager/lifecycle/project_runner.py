@@ -1,0 +1,275 @@
+"""One project's lifecycle on this manager, run on a thread of its own.
+
+The runner walks the states of DESIGN.md: `building` (check out the repo at its ref, check the
+contract, build or reuse the Python environment), `training` (deploy the aggregator, then the
+learners, then follow both the events they report and their process status, so that a crash is
+noticed even when no event arrives), then `completed`, `failed` or `cancelled`. Whatever the
+outcome, every service the project started is undeployed before the final state is written,
+so a final state always means nothing of the project is left running.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flops_manager.environments import EnvironmentBuilder, EnvironmentBuildError
+from flops_manager.lifecycle.embedded_stack import EmbeddedStack
+from flops_manager.lifecycle.project_store import ProjectStore
+from flops_manager.orchestrators import Orchestrator, Resources, ServiceSpec, ServiceStatus
+from flops_manager.repos import RepoFetchError, RepoPolicy, RepoPolicyError, fetch_repo
+from flops_manager.schemas import ProjectCreate, ProjectState
+from flops_utils.logs import get_logger
+from flops_utils.redact import redact_url
+from flops_utils.repo_checker import check_repo
+
+__all__ = ["ProjectFailure", "ProjectRunner", "RunnerContext"]
+
+_log = get_logger("manager.runner")
+_POLL_S = 0.5
+
+
+class ProjectFailure(Exception):
+    """Ends a project as `failed`; the message is the reason users see."""
+
+
+class _Cancelled(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class RunnerContext:
+    """What every runner shares: where to work and with what."""
+
+    orchestrator: Orchestrator
+    orchestrator_kind: str
+    builder: EnvironmentBuilder
+    stack: EmbeddedStack
+    repo_policy: RepoPolicy
+    work_dir: Path
+    callback_base_url: str
+
+
+class ProjectRunner(threading.Thread):
+    """Carry one project from `pending` to a final state."""
+
+    def __init__(
+        self, *, context: RunnerContext, store: ProjectStore, body: ProjectCreate,
+        repo_url: str, callback_token: str,
+    ) -> None:  # fmt: skip
+        super().__init__(name=f"project-{store.project_id}", daemon=True)
+        self.context = context
+        self.store = store
+        self.body = body
+        self.repo_url = repo_url
+        self.callback_token = callback_token
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.cancelled = threading.Event()
+        self._learner_failures: set[str] = set()
+
+    @property
+    def project_id(self) -> str:
+        """The project this runner carries."""
+        return self.store.project_id
+
+    def cancel(self) -> None:
+        """Stop the project: its services are undeployed at once, the state becomes cancelled."""
+        self.cancelled.set()
+        self._undeploy_all()
+
+    def run(self) -> None:
+        """Run the lifecycle; never raises."""
+        final: tuple[ProjectState, str, dict[str, Any]]
+        try:
+            final = (ProjectState.COMPLETED, *self._run())
+        except _Cancelled:
+            final = (ProjectState.CANCELLED, "cancelled by request; all services stopped", {})
+        except ProjectFailure as e:
+            final = (ProjectState.FAILED, str(e), {})
+        except Exception as e:
+            _log.exception("project=%s runner crashed", self.project_id)
+            final = (ProjectState.FAILED, f"internal error in the manager: {type(e).__name__}", {})
+        if self.cancelled.is_set() and final[0] is not ProjectState.COMPLETED:
+            final = (ProjectState.CANCELLED, "cancelled by request; all services stopped", {})
+        self._undeploy_all()
+        self.store.transition(final[0], final[1], **final[2])
+
+    def _run(self) -> tuple[str, dict[str, Any]]:
+        self.store.transition(ProjectState.BUILDING, "checking out the repo")
+        repo = self._checkout()
+        self._check_cancelled()
+        environment = self._environment(repo)
+        self._check_cancelled()
+        self.context.stack.ensure_started()
+        self._check_cancelled()
+        config = self.body.training_configuration
+        self.store.transition(
+            ProjectState.TRAINING,
+            f"starting the aggregator and {config.deployed_learners} learners",
+            tracking_url=self.context.stack.tracking_url,
+        )
+        aggregator = self._deploy_aggregator(repo, environment)
+        learners = self._deploy_learners(repo, environment)
+        succeeded = self._follow(aggregator, learners)
+        metrics = succeeded.get("metrics", {})
+        model = succeeded.get("model") or {}
+        message = (
+            f"trained {config.training_rounds} rounds; best round {succeeded.get('best_round')}"
+            + (f": accuracy {metrics['accuracy']:.3f}" if "accuracy" in metrics else "")
+            + (f"; model {model['name']} version {model['version']}" if model else "")
+        )
+        return message, {"training": succeeded}
+
+    def _checkout(self) -> Path:
+        dest = self.context.work_dir / self.project_id / "repo"
+        try:
+            checkout = fetch_repo(
+                self.repo_url, dest, ref=self.body.ml_repo_ref, policy=self.context.repo_policy
+            )
+        except (RepoFetchError, RepoPolicyError) as e:
+            raise ProjectFailure(f"cannot check out the repo: {e}") from e
+        self.store.set_commit(checkout.commit)
+        self.store.event("repo_checked_out", f"commit {checkout.commit}")
+        report = check_repo(checkout.path)
+        if not report.ok:
+            raise ProjectFailure(report.format_problems())
+        return checkout.path
+
+    def _environment(self, repo: Path) -> Path:
+        try:
+            built = self.context.builder.ensure(
+                repo, on_progress=lambda line: self.store.event("build_progress", line)
+            )
+        except EnvironmentBuildError as e:
+            raise ProjectFailure(f"cannot install the repo's dependencies: {e}") from e
+        for override in built.overrides:
+            self.store.event("dependency_override", str(override))
+        for warning in built.warnings:
+            self.store.event("warning", warning)
+        return built.path
+
+    def _deploy_aggregator(self, repo: Path, environment: Path) -> str:
+        config = self.body.training_configuration
+        port = _free_port()
+        self._aggregator_address = f"127.0.0.1:{port}"
+        command = [
+            "python", "-m", "flops_aggregator", "--project-id", self.project_id,
+            "--repo-dir", str(repo), "--flavor", self.body.ml_model_flavor.value,
+            "--rounds", str(config.training_rounds),
+            "--min-available-clients", str(config.min_available_clients),
+            "--min-fit-clients", str(config.min_fit_clients),
+            "--min-evaluate-clients", str(config.min_evaluate_clients),
+            "--strategy", config.strategy, "--strategy-params", _json(config.strategy_params),
+            "--address", self._aggregator_address,
+            "--round-timeout", str(config.round_timeout_s),
+            "--connect-timeout", str(config.connect_timeout_s),
+            "--mlflow-uri", self.context.stack.tracking_url,
+            "--repo-url", redact_url(self.repo_url),
+        ]  # fmt: skip
+        return self._deploy("aggregator", f"agg{self.project_id}"[:30], command, repo, environment)
+
+    def _deploy_learners(self, repo: Path, environment: Path) -> list[str]:
+        config = self.body.training_configuration
+        learners = []
+        for i in range(config.deployed_learners):
+            command = [
+                "python", "-m", "flops_learner", "--project-id", self.project_id,
+                "--name", f"learner{i}", "--repo-dir", str(repo),
+                "--aggregator", self._aggregator_address,
+                "--data-server", self.context.stack.data_server(i),
+                "--data-tags", ",".join(config.data_tags),
+                "--connect-timeout", str(config.connect_timeout_s),
+            ]  # fmt: skip
+            name = f"l{i}{self.project_id}"[:30]
+            learners.append(self._deploy("learner", name, command, repo, environment))
+        return learners
+
+    def _deploy(self, role: str, name: str, command: list[str], repo: Path, env: Path) -> str:
+        self._check_cancelled()
+        limits = self.body.resource_constraints
+        spec = ServiceSpec(
+            name=name, project_id=self.project_id, role=role, environment_path=env,
+            command=command, working_dir=repo, one_shot=True,
+            platforms=list(self.body.supported_platforms),
+            resources=Resources(memory_mb=limits.memory, vcpus=limits.vcpus),
+            env={
+                "FLOPS_CALLBACK_URL":
+                    f"{self.context.callback_base_url}/api/flops/projects/{self.project_id}/callbacks",
+                "FLOPS_CALLBACK_TOKEN": self.callback_token,
+            },
+        )  # fmt: skip
+        service_id = self.context.orchestrator.deploy(spec)
+        self.store.add_service(service_id, role, self.context.orchestrator_kind)
+        return service_id
+
+    def _follow(self, aggregator: str, learners: list[str]) -> dict[str, Any]:
+        """Wait for the aggregator's outcome, watching the processes as well as the events."""
+        orchestrator = self.context.orchestrator
+        while True:
+            self._check_cancelled()
+            try:
+                event = self.events.get(timeout=_POLL_S)
+            except queue.Empty:
+                event = None
+            if event is not None and event.get("source") == "aggregator":
+                if event["type"] == "succeeded":
+                    return dict(event.get("data", {}))
+                if event["type"] == "failed":
+                    raise ProjectFailure(f"training failed: {event['data'].get('reason', '')}")
+            for service_id in learners:
+                state = orchestrator.status(service_id)
+                if (
+                    state.status is ServiceStatus.FAILED
+                    and service_id not in self._learner_failures
+                ):
+                    self._learner_failures.add(service_id)
+                    lines = orchestrator.logs(service_id, tail=5)
+                    message = _exit_message(state.name, state.exit_code, lines)
+                    self.store.event("learner_failed", message)
+            state = orchestrator.status(aggregator)
+            if state.status.terminal and self.events.empty():
+                time.sleep(1.0)  # its last event may still be on its way
+                if self.events.empty():
+                    lines = orchestrator.logs(aggregator, tail=8)
+                    raise ProjectFailure(
+                        "the aggregator stopped without reporting an outcome: "
+                        + _exit_message("aggregator", state.exit_code, lines)
+                    )
+
+    def _undeploy_all(self) -> None:
+        for service_id, role in self.store.live_services():
+            try:
+                self.context.orchestrator.undeploy(service_id, timeout=10.0)
+            except Exception:
+                _log.exception(
+                    "project=%s could not undeploy %s %s", self.project_id, role, service_id
+                )
+                continue
+            self.store.mark_undeployed(service_id)
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise _Cancelled
+
+
+def _exit_message(name: str, exit_code: int | None, lines: list[str]) -> str:
+    code = "unknown exit code" if exit_code is None else f"exit code {exit_code}"
+    tail = " | ".join(line.strip() for line in lines if line.strip())
+    return f"{name} ended with {code}" + (f"; last output: {tail}" if tail else "")
+
+
+def _json(value: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,93 @@
+"""What a running manager owns besides its API: orchestrator, environments, stack, projects."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from flops_manager.core.config import Settings
+from flops_manager.db import Database
+from flops_manager.environments import EnvironmentBuilder
+from flops_manager.lifecycle.embedded_stack import EmbeddedStack, StackError
+from flops_manager.lifecycle.lifecycle import ProjectLifecycle
+from flops_manager.lifecycle.project_runner import RunnerContext
+from flops_manager.orchestrators import Orchestrator, create_orchestrator
+from flops_manager.repos import RepoPolicy
+from flops_utils.logs import get_logger
+
+__all__ = ["ManagerRuntime"]
+
+_log = get_logger("manager.runtime")
+
+
+@dataclass
+class ManagerRuntime:
+    """The parts that carry projects; built from settings when the manager starts."""
+
+    orchestrator: Orchestrator
+    stack: EmbeddedStack
+    lifecycle: ProjectLifecycle
+    stack_error: str | None = None
+
+    @classmethod
+    def start(cls, settings: Settings, database: Database) -> ManagerRuntime:
+        """Build every part, end projects a previous manager left active, start the stack.
+
+        The shared services (MLflow, data servers) start on a background thread so that the
+        API answers at once; health reports them as starting until they answer.
+        """
+        data_dir = settings.data_dir
+        orchestrator = create_orchestrator(settings.orchestrator, state_dir=data_dir / "services")
+        stack = EmbeddedStack(
+            orchestrator=orchestrator,
+            data_dir=data_dir,
+            mlflow_port=settings.mlflow_port,
+            data_server_port=settings.data_server_port,
+            nodes=settings.local_nodes,
+        )
+        context = RunnerContext(
+            orchestrator=orchestrator,
+            orchestrator_kind=settings.orchestrator,
+            builder=EnvironmentBuilder(
+                data_dir / "environments",
+                runtime_python=Path(sys.executable),
+                pip_timeout=900.0,
+            ),
+            stack=stack,
+            repo_policy=RepoPolicy(
+                allowed_schemes=settings.allowed_repo_schemes,
+                allow_local=settings.allow_local_repos,
+            ),
+            work_dir=data_dir / "projects",
+            callback_base_url=settings.callback_base_url,
+        )
+        runtime = cls(orchestrator, stack, ProjectLifecycle(database=database, context=context))
+        recovered = runtime.lifecycle.recover()
+        if recovered:
+            _log.warning("ended %s projects left active by a previous manager", recovered)
+        threading.Thread(target=runtime._start_stack, name="embedded-stack", daemon=True).start()
+        return runtime
+
+    def health(self) -> tuple[str, str, bool]:
+        """The stack's health for `GET /api/flops/health`."""
+        if self.stack_error:
+            return "tracking", self.stack_error, False
+        ok, message = self.stack.health()
+        if not ok and not self.stack.started:
+            return "tracking", f"starting ({message})", True
+        return "tracking", message, ok
+
+    def stop(self) -> None:
+        """Cancel running projects, stop the shared services and every other service."""
+        self.lifecycle.shutdown()
+        self.stack.stop()
+        self.orchestrator.close()
+
+    def _start_stack(self) -> None:
+        try:
+            self.stack.ensure_started()
+        except StackError as e:
+            self.stack_error = str(e)
+            _log.error("embedded stack failed to start: %s", e)

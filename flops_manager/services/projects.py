@@ -1,0 +1,182 @@
+"""Projects as the API sees them: create, list, read, cancel, and events reported by services.
+
+Plain functions with keyword-only arguments; the routes stay thin. A customer sees only its
+own projects: another customer's project is reported as not found, not as forbidden, so that
+project ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from flops_manager.core.security import generate_token, hash_token, tokens_match
+from flops_manager.db import Project, ProjectEvent
+from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState
+from flops_manager.services.tokens import Caller
+from flops_utils.redact import redact_url
+
+__all__ = [
+    "ProjectConflictError",
+    "ProjectNotFoundError",
+    "authorize_callback",
+    "create_project",
+    "event_view",
+    "get_project",
+    "list_events",
+    "list_projects",
+    "project_view",
+    "record_reported_event",
+]
+
+
+class ProjectNotFoundError(LookupError):
+    """Raised when a project does not exist or belongs to another customer."""
+
+    def __init__(self, project_id: str) -> None:
+        super().__init__(f"project {project_id} not found")
+        self.project_id = project_id
+
+
+class ProjectConflictError(RuntimeError):
+    """Raised when a request does not fit the project's state (e.g. cancel a finished one)."""
+
+
+def create_project(*, session: Session, caller: Caller, body: ProjectCreate) -> tuple[Project, str]:
+    """Persist a new project in `pending`; return it and its services' callback token.
+
+    A customer's project belongs to the token's customer; `customerID`, when given, must name
+    it. The admin may create projects for any customer.
+
+    Raises
+    ------
+    PermissionError
+        `customerID` names another customer and the caller is not the admin.
+    """
+    customer = body.customer_id
+    named = "customer_id" in body.model_fields_set
+    if not caller.is_admin:
+        if named and customer != caller.customer_id:
+            raise PermissionError(f"customerID {customer!r} does not match the token's customer")
+        customer = caller.customer_id
+    token = generate_token()
+    project = Project(
+        customer_id=customer,
+        state=ProjectState.PENDING.value,
+        message="accepted",
+        config=body.model_dump(mode="json", by_alias=False, exclude={"ml_repo_url"}),
+        repo_url=body.ml_repo_url,
+        callback_token_hash=hash_token(token),
+    )
+    project.events.append(ProjectEvent(kind="state", type="pending", message="accepted"))
+    session.add(project)
+    session.flush()
+    return project, token
+
+
+def list_projects(*, session: Session, caller: Caller) -> list[Project]:
+    """The caller's projects (all of them for the admin), newest first."""
+    query = select(Project).order_by(Project.created_at.desc())
+    if not caller.is_admin:
+        query = query.where(Project.customer_id == caller.customer_id)
+    return list(session.scalars(query))
+
+
+def get_project(*, session: Session, caller: Caller, project_id: str) -> Project:
+    """The project, if the caller may see it."""
+    project = session.get(Project, project_id)
+    if project is None or not (caller.is_admin or project.customer_id == caller.customer_id):
+        raise ProjectNotFoundError(project_id)
+    return project
+
+
+def list_events(*, session: Session, project_id: str, after: int = 0) -> list[ProjectEvent]:
+    """The project's state transitions and events with an id above `after`, in order."""
+    query = (
+        select(ProjectEvent)
+        .where(ProjectEvent.project_id == project_id, ProjectEvent.id > after)
+        .order_by(ProjectEvent.id)
+    )
+    return list(session.scalars(query))
+
+
+def authorize_callback(*, session: Session, project_id: str, token: str | None) -> Project:
+    """The project whose services hold `token`; `ProjectNotFoundError` otherwise."""
+    project = session.get(Project, project_id)
+    if (
+        project is None
+        or not token
+        or not project.callback_token_hash
+        or not tokens_match(hash_token(token), project.callback_token_hash)
+    ):
+        raise ProjectNotFoundError(project_id)
+    return project
+
+
+def record_reported_event(*, session: Session, project: Project, event: dict[str, Any]) -> None:
+    """Store an event a service reported (as documented in docs/events.md)."""
+    raw = event.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    event_type = str(event.get("type", "unknown"))[:64]
+    message = str(data.get("reason", "")) if event_type == "failed" else ""
+    project.events.append(
+        ProjectEvent(
+            kind="event",
+            type=event_type,
+            source=str(event.get("source", "service"))[:128],
+            message=message,
+            data=data,
+        )
+    )
+
+
+def project_view(project: Project, *, detail: bool = False) -> dict[str, Any]:
+    """The JSON form of a project; the repo URL without credentials."""
+    view: dict[str, Any] = {
+        "id": project.id,
+        "customer_id": project.customer_id,
+        "state": project.state,
+        "message": project.message,
+        "active": ProjectState(project.state) in ACTIVE_STATES,
+        "repo_url": redact_url(project.repo_url),
+        "commit": project.commit,
+        "created_at": _utc(project.created_at),
+        "updated_at": _utc(project.updated_at),
+    }
+    if detail:
+        view["config"] = project.config
+        view["result"] = project.result
+        view["services"] = [
+            {
+                "service_id": s.service_id,
+                "role": s.role,
+                "deployed_at": _utc(s.deployed_at),
+                "undeployed_at": _utc(s.undeployed_at),
+            }
+            for s in project.services
+        ]
+    return view
+
+
+def event_view(event: ProjectEvent) -> dict[str, Any]:
+    """The JSON form of one event."""
+    return {
+        "id": event.id,
+        "timestamp": _utc(event.timestamp),
+        "kind": event.kind,
+        "type": event.type,
+        "source": event.source,
+        "message": event.message,
+        "data": event.data,
+    }
+
+
+def _utc(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive timestamps; they are UTC
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()

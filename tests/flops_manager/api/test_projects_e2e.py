@@ -1,0 +1,238 @@
+"""Projects through the real HTTP API of a real manager, with the real local backend."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import free_port
+from tests.flops_manager.api.conftest import (
+    ADMIN_TOKEN,
+    ManagerServer,
+    _wait_until_healthy,
+    alive,
+    kill_leftover_services,
+    manager_env,
+    start_manager,
+    stop_process_group,
+)
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[3]
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+class Manager:
+    """A manager that can be killed and started again on the same data directory."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.env = manager_env(
+            FLOPS_ADMIN_TOKEN=ADMIN_TOKEN, FLOPS_HOST="127.0.0.1", FLOPS_PORT=str(free_port()),
+            FLOPS_DATA_DIR=str(workdir / "data"), FLOPS_MLFLOW_PORT=str(free_port()),
+            FLOPS_DATA_SERVER_PORT=str(free_port()), FLOPS_LOCAL_NODES="3",
+            FLOPS_ALLOW_LOCAL_REPOS="true",
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.env['FLOPS_PORT']}"
+        self.server: ManagerServer | None = None
+
+    def start(self) -> None:
+        process, log = start_manager(self.workdir, self.env)
+        self.server = ManagerServer(self.url, ADMIN_TOKEN, process, log)
+        _wait_until_healthy(self.server, timeout=120)
+
+    def kill(self) -> None:
+        assert self.server is not None
+        os.killpg(self.server.process.pid, signal.SIGKILL)
+        self.server.process.wait(10)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            stop_process_group(self.server.process)
+        kill_leftover_services(self.workdir / "data" / "services")
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        kwargs.setdefault("headers", ADMIN)
+        return httpx.request(method, f"{self.url}/api/flops{path}", timeout=120, **kwargs)
+
+    def wait_state(self, project_id: str, states: set[str], timeout: float = 300) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            project = self.api("GET", f"/projects/{project_id}").json()
+            if project["state"] in states:
+                return dict(project)
+            time.sleep(0.5)
+        raise AssertionError(f"project {project_id} not in {states}: {project}")
+
+    def project_pgids(self, project_id: str) -> list[int]:
+        project = self.api("GET", f"/projects/{project_id}").json()
+        state_dir = self.workdir / "data" / "services"
+        pgids = []
+        for service in project["services"]:
+            record = state_dir / service["service_id"] / "service.json"
+            if record.exists():
+                import json
+
+                pgid = json.loads(record.read_text()).get("pgid")
+                if pgid:
+                    pgids.append(int(pgid))
+        return pgids
+
+
+@pytest.fixture(scope="module")
+def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manager]:
+    manager = Manager(tmp_path_factory.mktemp("manager"))
+    manager.start()
+    response = manager.api(
+        "POST", "/mocks",
+        json={"customerID": "Admin", "mock_data_configuration": {
+            "dataset_name": "digits", "number_of_partitions": 3, "data_tag": "digits"}},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    yield manager
+    manager.stop()
+
+
+@pytest.fixture(scope="module")
+def repo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    repo = tmp_path_factory.mktemp("repos") / "sklearn-digits"
+    shutil.copytree(ROOT / "examples" / "sklearn-digits", repo)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "example"]):
+        subprocess.run([*git, *args], cwd=repo, check=True)
+    return f"file://{repo}"
+
+
+def _body(repo_url: str, rounds: int = 3, **extra: Any) -> dict[str, Any]:
+    return {
+        "customerID": "Admin",
+        "ml_repo_url": repo_url,
+        "ml_model_flavor": "sklearn",
+        "training_configuration": {
+            "data_tags": ["digits"], "training_rounds": rounds, "min_available_clients": 3,
+            "min_fit_clients": 3, "min_evaluate_clients": 3,
+        },
+        **extra,
+    }  # fmt: skip
+
+
+def test_project_runs_to_completed_with_metrics_and_a_champion(
+    manager: Manager, repo_url: str
+) -> None:
+    # Execute
+    created = manager.api("POST", "/projects", json=_body(repo_url))
+
+    # Assert: 201 at once, then the project carries itself to completed
+    assert created.status_code == 201, created.text
+    project_id = created.json()["id"]
+    assert created.json()["url"].endswith(f"/api/flops/projects/{project_id}")
+    project = manager.wait_state(project_id, {"completed", "failed", "cancelled"})
+    assert project["state"] == "completed", project["message"]
+    training = project["result"]["training"]
+    assert training["metrics"]["accuracy"] >= 0.8
+    states = [e["type"] for e in manager.api("GET", f"/projects/{project_id}/events").json()
+              if e["kind"] == "state"]  # fmt: skip
+    assert states == ["pending", "building", "training", "completed"]
+    tracking = manager.api("GET", "/tracking").json()["tracking_url"]
+    client = MlflowClient(tracking)
+    version = client.get_model_version_by_alias(f"flops-{project_id}", "champion")
+    assert version.version == training["model"]["version"]
+    run = client.get_run(training["mlflow_run_id"])
+    assert len(client.get_metric_history(run.info.run_id, "accuracy")) == 3
+    assert all(s["undeployed_at"] for s in project["services"])
+    assert not [p for p in manager.project_pgids(project_id) if alive(p)]
+
+
+def test_delete_during_training_stops_everything(manager: Manager, repo_url: str) -> None:
+    # Prepare: a long project, caught while training
+    project_id = manager.api("POST", "/projects", json=_body(repo_url, rounds=5000)).json()["id"]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        events = manager.api("GET", f"/projects/{project_id}/events").json()
+        if any(e["type"] == "round_completed" for e in events):
+            break
+        time.sleep(0.5)
+    pgids = manager.project_pgids(project_id)
+    assert len(pgids) == 4 and all(alive(p) for p in pgids)
+
+    # Execute
+    started = time.monotonic()
+    response = manager.api("DELETE", f"/projects/{project_id}")
+
+    # Assert
+    assert response.status_code == 200, response.text
+    assert time.monotonic() - started < 30
+    assert manager.api("GET", f"/projects/{project_id}").json()["state"] == "cancelled"
+    assert not [p for p in pgids if alive(p)]
+
+
+def test_repo_without_model_manager_fails_before_anything_starts(
+    manager: Manager, tmp_path: Path
+) -> None:
+    # Prepare
+    repo = tmp_path / "broken"
+    repo.mkdir()
+    (repo / "requirements.txt").write_text("numpy\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "x"]):
+        subprocess.run([*git, *args], cwd=repo, check=True)
+
+    # Execute
+    project_id = manager.api("POST", "/projects", json=_body(f"file://{repo}")).json()["id"]
+
+    # Assert
+    project = manager.wait_state(project_id, {"completed", "failed", "cancelled"}, timeout=120)
+    assert project["state"] == "failed"
+    assert "no model_manager.py" in project["message"] or "model_manager.py" in project["message"]
+    assert project["services"] == []
+
+
+def test_bad_requests_are_refused_with_the_reason(manager: Manager, repo_url: str) -> None:
+    # A malformed body names the field
+    body = _body(repo_url)
+    body["training_configuration"]["training_rounds"] = 0
+    response = manager.api("POST", "/projects", json=body)
+    assert response.status_code == 422
+    assert "training_rounds" in str(response.json()["detail"][0]["loc"])
+    # No token
+    assert manager.api("GET", "/projects", headers={}).status_code == 401
+    # Another customer's project is not found
+    admin_project = manager.api("GET", "/projects").json()[0]["id"]
+    token = manager.api("POST", "/tokens", json={"customer_id": "acme"}).json()["token"]
+    other = {"Authorization": f"Bearer {token}"}
+    assert manager.api("GET", f"/projects/{admin_project}", headers=other).status_code == 404
+    assert manager.api("DELETE", f"/projects/{admin_project}", headers=other).status_code == 404
+    # customerID must be the token's own
+    assert manager.api("POST", "/projects", json=_body(repo_url), headers=other).status_code == 403
+
+
+def test_a_restarted_manager_leaves_no_project_active(manager: Manager, repo_url: str) -> None:
+    # Prepare: a long project in training
+    project_id = manager.api("POST", "/projects", json=_body(repo_url, rounds=5000)).json()["id"]
+    manager.wait_state(project_id, {"training"}, timeout=240)
+    time.sleep(3)
+    pgids = manager.project_pgids(project_id)
+
+    # Execute: the manager dies without any chance to clean up, then comes back
+    manager.kill()
+    manager.start()
+
+    # Assert
+    project = manager.api("GET", f"/projects/{project_id}").json()
+    assert project["state"] == "failed"
+    assert "manager restarted" in project["message"]
+    deadline = time.monotonic() + 30
+    while [p for p in pgids if alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [p for p in pgids if alive(p)]
