@@ -70,7 +70,7 @@ class ProjectRunner(threading.Thread):
         self.callback_token = callback_token
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.cancelled = threading.Event()
-        self._learner_failures: set[str] = set()
+        self._learner_failures: dict[str, str] = {}
 
     @property
     def project_id(self) -> str:
@@ -220,16 +220,17 @@ class ProjectRunner(threading.Thread):
                 if event["type"] == "succeeded":
                     return dict(event.get("data", {}))
                 if event["type"] == "failed":
-                    raise ProjectFailure(f"training failed: {event['data'].get('reason', '')}")
+                    reason = f"training failed: {event['data'].get('reason', '')}"
+                    raise ProjectFailure(reason + self._learner_summary(learners))
             for service_id in learners:
                 state = orchestrator.status(service_id)
                 if (
                     state.status is ServiceStatus.FAILED
                     and service_id not in self._learner_failures
                 ):
-                    self._learner_failures.add(service_id)
                     lines = orchestrator.logs(service_id, tail=5)
                     message = _exit_message(state.name, state.exit_code, lines)
+                    self._learner_failures[service_id] = message
                     self.store.event("learner_failed", message)
             state = orchestrator.status(aggregator)
             if state.status.terminal and self.events.empty():
@@ -240,6 +241,19 @@ class ProjectRunner(threading.Thread):
                         "the aggregator stopped without reporting an outcome: "
                         + _exit_message("aggregator", state.exit_code, lines)
                     )
+
+    def _learner_summary(self, learners: list[str]) -> str:
+        """The learners' own reasons, which usually explain an aggregator's failure."""
+        for service_id in learners:
+            state = self.context.orchestrator.status(service_id)
+            if state.status is ServiceStatus.FAILED and service_id not in self._learner_failures:
+                lines = self.context.orchestrator.logs(service_id, tail=5)
+                self._learner_failures[service_id] = _exit_message(
+                    state.name, state.exit_code, lines
+                )
+        if not self._learner_failures:
+            return ""
+        return "; learners: " + "; ".join(self._learner_failures.values())
 
     def _undeploy_all(self) -> None:
         for service_id, role in self.store.live_services():

@@ -236,3 +236,20 @@ def test_a_restarted_manager_leaves_no_project_active(manager: Manager, repo_url
     while [p for p in pgids if alive(p)] and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not [p for p in pgids if alive(p)]
+
+
+def test_a_failure_names_what_the_learners_said(manager: Manager, repo_url: str) -> None:
+    # Prepare: data tags nobody has
+    body = _body(repo_url)
+    body["training_configuration"] |= {"data_tags": ["nobody-has-this"], "connect_timeout_s": 10}
+
+    # Execute
+    project_id = manager.api("POST", "/projects", json=body).json()["id"]
+
+    # Assert
+    project = manager.wait_state(project_id, {"completed", "failed", "cancelled"}, timeout=180)
+    assert project["state"] == "failed"
+    assert "learners" in project["message"]
+    assert "no training data" in project["message"]
+    assert "nobody-has-this" in project["message"]
+    assert not [p for p in manager.project_pgids(project_id) if alive(p)]
