@@ -137,7 +137,9 @@ class ProjectRunner(threading.Thread):
         self.store.event("repo_checked_out", f"commit {checkout.commit}")
         report = check_repo(checkout.path)
         if not report.ok:
-            raise ProjectFailure(report.format_problems())
+            # Users know their repo by its URL; the manager's own paths are none of their business.
+            problems = report.format_problems().replace(str(checkout.path), "the repo")
+            raise ProjectFailure(f"{redact_url(self.repo_url)}: {problems}")
         return checkout.path
 
     def _environment(self, repo: Path) -> Path:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from flops_manager.api.deps import CurrentCaller, DatabaseDep, RuntimeDep, SessionDep
 from flops_manager.api.errors import AUTH_RESPONSES, PermissionDeniedError
@@ -73,29 +75,44 @@ def list_events(
 
 @router.get("/projects/{project_id}/events/stream")
 async def stream_events(
-    project_id: str, caller: CurrentCaller, database: DatabaseDep
+    project_id: str,
+    caller: CurrentCaller,
+    database: DatabaseDep,
+    after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
 ) -> StreamingResponse:
-    """Server-sent events: every event as it is recorded; ends when the project is final."""
+    """Server-sent events: every event as it is recorded; ends when the project is final.
+
+    A client that reconnects resumes after `Last-Event-ID` (or `?after=`); a comment line is
+    sent every 15 s while nothing happens, so that proxies keep the connection open.
+    """
+    start = max(after, last_event_id or 0)
     with database.session() as session:
         service.get_project(session=session, caller=caller, project_id=project_id)
 
+    def poll(after: int) -> tuple[list[dict[str, Any]], bool]:
+        with database.session() as session:
+            batch = [
+                service.event_view(e)
+                for e in service.list_events(session=session, project_id=project_id, after=after)
+            ]
+            project = service.get_project(session=session, caller=caller, project_id=project_id)
+            return batch, ProjectState(project.state) not in ACTIVE_STATES
+
     async def events() -> AsyncIterator[str]:
-        after = 0
+        seen, quiet_since = start, time.monotonic()
         while True:
-            with database.session() as session:
-                batch = [
-                    service.event_view(e)
-                    for e in service.list_events(
-                        session=session, project_id=project_id, after=after
-                    )
-                ]
-                project = service.get_project(session=session, caller=caller, project_id=project_id)
-                final = ProjectState(project.state) not in ACTIVE_STATES
+            batch, final = await run_in_threadpool(poll, seen)
             for event in batch:
-                after = event["id"]
+                seen = event["id"]
                 yield f"id: {event['id']}\ndata: {json.dumps(event)}\n\n"
             if final:
                 return
+            if batch:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > 15:
+                quiet_since = time.monotonic()
+                yield ": keep-alive\n\n"
             await asyncio.sleep(0.25)
 
     return StreamingResponse(events(), media_type="text/event-stream")
@@ -117,7 +134,14 @@ def project_logs(
             lines = runtime.orchestrator.logs(record.service_id, tail=tail)
         except Exception:
             lines = ["(logs no longer available)"]
-        services.append({"service_id": record.service_id, "role": record.role, "lines": lines})
+        services.append(
+            {
+                "service_id": record.service_id,
+                "role": record.role,
+                "name": record.service_id,
+                "lines": lines,
+            }
+        )
     return {"services": services}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -82,8 +83,6 @@ class Manager:
         for service in project["services"]:
             record = state_dir / service["service_id"] / "service.json"
             if record.exists():
-                import json
-
                 pgid = json.loads(record.read_text()).get("pgid")
                 if pgid:
                     pgids.append(int(pgid))
@@ -152,6 +151,16 @@ def test_project_runs_to_completed_with_metrics_and_a_champion(
     assert len(client.get_metric_history(run.info.run_id, "accuracy")) == 3
     assert all(s["undeployed_at"] for s in project["services"])
     assert not [p for p in manager.project_pgids(project_id) if alive(p)]
+    # The event stream replays everything and ends, as the project is final
+    with httpx.stream(
+        "GET", f"{manager.url}/api/flops/projects/{project_id}/events/stream", headers=ADMIN,
+        timeout=30,
+    ) as stream:  # fmt: skip
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        data = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+    rounds = [e["data"]["round"] for e in data if e["type"] == "round_completed"]
+    assert rounds == [1, 2, 3]
+    assert data[-1]["type"] == "completed"
 
 
 def test_delete_during_training_stops_everything(manager: Manager, repo_url: str) -> None:
