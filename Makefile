@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## Create .venv with FLOps and what its tests and examples need.
 
 demo: $(STAMP)  ## Run a complete FL project on this machine (sklearn digits, 3 learners, 5 rounds).
-	$(BIN)/python scripts/demo.py $(ARGS)
+	$(BIN)/flops demo $(ARGS)
 
 test: $(STAMP)  ## Unit and end-to-end tests (real MLflow, data server, Flower processes).
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -26,7 +26,7 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy flops_utils flops_data_server flops_aggregator flops_learner flops_manager
+	$(BIN)/mypy flops_utils flops_data_server flops_aggregator flops_learner flops_manager flops_cli
 
 bench: $(STAMP)  ## Benchmarks; each prints ratios against a baseline measured in the same run.
 	$(BIN)/python bench/round_overhead.py $(ARGS)

@@ -1,0 +1,117 @@
+"""The JSON shapes of the manager's API as the `flops` CLI reads them (`TypedDict`s)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+__all__ = [
+    "FINAL_STATES",
+    "Event",
+    "Health",
+    "LogsResponse",
+    "MockDataResult",
+    "Project",
+    "ProjectCreated",
+    "ProjectState",
+    "ProjectSummary",
+    "ServiceLogs",
+    "TokenCreated",
+    "WhoAmI",
+]
+
+ProjectState = Literal[
+    "pending", "building", "training", "post_training", "completed", "failed", "cancelled"
+]
+
+#: States a project never leaves; the event stream ends when one is reached.
+FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+
+class Health(TypedDict):
+    """`GET /api/flops/health`."""
+
+    status: Literal["ok", "degraded"]
+    components: dict[str, str]
+    version: NotRequired[str]
+    database: NotRequired[str]
+
+
+class WhoAmI(TypedDict):
+    """`GET /api/flops/whoami`."""
+
+    customer_id: str
+    is_admin: bool
+
+
+class TokenCreated(TypedDict):
+    """`POST /api/flops/tokens`: the only answer that ever holds the token."""
+
+    id: int
+    customer_id: str
+    token: str
+    label: NotRequired[str]
+    is_admin: NotRequired[bool]
+    created_at: NotRequired[str]
+
+
+class ProjectCreated(TypedDict):
+    """`POST /api/flops/projects`."""
+
+    id: str
+    url: NotRequired[str]
+    state: str
+
+
+class ProjectSummary(TypedDict):
+    """One project of `GET /api/flops/projects`."""
+
+    id: str
+    customer_id: str
+    state: str
+    message: str | None
+    repo_url: str
+    commit: str | None
+    created_at: str
+    updated_at: str
+
+
+class Project(ProjectSummary):
+    """`GET /api/flops/projects/{id}`: the summary plus configuration, result and services."""
+
+    config: NotRequired[dict[str, Any]]
+    result: NotRequired[dict[str, Any] | None]
+    services: NotRequired[list[dict[str, Any]] | None]
+
+
+class Event(TypedDict):
+    """One event of a project: a state change (`kind` "state") or a reported event."""
+
+    id: int | str
+    timestamp: str
+    kind: Literal["state", "event"]
+    type: str
+    source: NotRequired[str | None]
+    message: NotRequired[str | None]
+    data: NotRequired[dict[str, Any] | None]
+
+
+class ServiceLogs(TypedDict):
+    """The last lines of one service of a project."""
+
+    service_id: str
+    role: str
+    name: NotRequired[str]
+    lines: list[str]
+
+
+class LogsResponse(TypedDict):
+    """`GET /api/flops/projects/{id}/logs`."""
+
+    services: list[ServiceLogs]
+
+
+class MockDataResult(TypedDict):
+    """`POST /api/flops/mocks`."""
+
+    data_tag: str
+    partitions: list[Any]

@@ -1,0 +1,274 @@
+"""A small typed client of the manager's REST API; every failure becomes one `ManagerError`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import quote
+
+import httpx
+
+from flops_cli.api_types import (
+    Event,
+    Health,
+    LogsResponse,
+    MockDataResult,
+    Project,
+    ProjectCreated,
+    ProjectSummary,
+    TokenCreated,
+    WhoAmI,
+)
+
+__all__ = ["DEFAULT_URL", "ManagerClient", "ManagerError"]
+
+DEFAULT_URL = "http://127.0.0.1:5072"
+API = "/api/flops"
+
+_REFUSED_TOKEN = (
+    "the manager refused the token ({detail}): set FLOPS_TOKEN or pass --token, or run "
+    "`flops server`, which keeps the admin token where `flops` finds it"
+)
+
+
+class ManagerError(Exception):
+    """Raised for any request that failed; the message is the server's, safe to show.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong, e.g. "422: training_configuration.training_rounds: ...".
+    status_code : int | None
+        The HTTP status, or None when the manager could not be reached.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ManagerClient:
+    """One method per endpoint of the manager's API.
+
+    Parameters
+    ----------
+    base_url : str
+        Where the manager listens, e.g. "http://127.0.0.1:5072".
+    token : str | None
+        The bearer token; without one only `health` works.
+    timeout : float
+        Seconds to wait for an answer (the event stream waits longer between events).
+    transport : httpx.BaseTransport | None
+        A transport to use instead of the network (tests pass `httpx.MockTransport`).
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self.base_url + API, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> ManagerClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def health(self) -> Health:
+        """Return the manager's health; a degraded manager (503) is an answer, not an error."""
+        return cast(Health, self._request("GET", "/health", accept=(503,)))
+
+    def whoami(self) -> WhoAmI:
+        """Return the customer and admin flag of the token."""
+        return cast(WhoAmI, self._request("GET", "/whoami"))
+
+    def create_token(
+        self, customer_id: str, *, label: str = "", admin: bool = False
+    ) -> TokenCreated:
+        """Create an API token for `customer_id` (admin only); the answer holds the token."""
+        body = {"customer_id": customer_id, "label": label, "is_admin": admin}
+        return cast(TokenCreated, self._request("POST", "/tokens", json=body))
+
+    def create_project(self, body: Mapping[str, Any]) -> ProjectCreated:
+        """Create a project from a FLOps-compatible body (see `flops_cli.project_commands`)."""
+        return cast(ProjectCreated, self._request("POST", "/projects", json=dict(body)))
+
+    def list_projects(self) -> list[ProjectSummary]:
+        """Return the projects the token may see."""
+        return cast(list[ProjectSummary], self._request("GET", "/projects"))
+
+    def get_project(self, project_id: str) -> Project:
+        """Return one project with its configuration, result and services."""
+        return cast(Project, self._request("GET", f"/projects/{_quote(project_id)}"))
+
+    def events(self, project_id: str, *, after: int | str | None = None) -> list[Event]:
+        """Return the project's events, or those after event id `after`."""
+        params = {"after": str(after)} if after is not None else None
+        return cast(
+            list[Event],
+            self._request("GET", f"/projects/{_quote(project_id)}/events", params=params),
+        )
+
+    def stream_events(
+        self, project_id: str, *, after: int | str | None = None, idle_timeout: float = 30.0
+    ) -> Iterator[Event]:
+        """Yield the project's events from its Server-Sent Events stream as they happen.
+
+        Parameters
+        ----------
+        project_id : str
+            The project.
+        after : int | str | None
+            Resume after this event id (sent as `Last-Event-ID` and `?after=`).
+        idle_timeout : float
+            Seconds without any data after which `ManagerError` is raised (the caller
+            reconnects); the stream ends by itself when the project reaches a final state.
+        """
+        headers = {"Accept": "text/event-stream"}
+        params = {}
+        if after is not None:
+            headers["Last-Event-ID"] = str(after)
+            params["after"] = str(after)
+        timeout = httpx.Timeout(self._http.timeout.connect, read=idle_timeout)
+        path = f"/projects/{_quote(project_id)}/events/stream"
+        try:
+            with self._http.stream(
+                "GET", path, headers=headers, params=params, timeout=timeout
+            ) as response:
+                if response.is_error:
+                    response.read()
+                    raise _status_error(response)
+                yield from _parse_sse(response.iter_lines())
+        except httpx.HTTPError as e:
+            raise self._transport_error(e) from e
+
+    def logs(self, project_id: str, *, tail: int = 50) -> LogsResponse:
+        """Return the last `tail` lines of each of the project's services."""
+        path = f"/projects/{_quote(project_id)}/logs"
+        return cast(LogsResponse, self._request("GET", path, params={"tail": str(tail)}))
+
+    def cancel_project(self, project_id: str) -> dict[str, Any]:
+        """Cancel a project: its services are stopped; returns its id and state."""
+        return cast(dict[str, Any], self._request("DELETE", f"/projects/{_quote(project_id)}"))
+
+    def tracking(self) -> str:
+        """Return the URL of the MLflow tracking server."""
+        answer = cast(dict[str, Any], self._request("GET", "/tracking"))
+        return str(answer["tracking_url"])
+
+    def create_mock_data(
+        self, *, dataset: str, partitions: int, tag: str, customer_id: str = "Admin"
+    ) -> MockDataResult:
+        """Push `partitions` parts of a bundled dataset to the learner nodes under `tag`."""
+        body = {
+            "customerID": customer_id,
+            "mock_data_configuration": {
+                "dataset_name": dataset,
+                "number_of_partitions": partitions,
+                "data_tag": tag,
+            },
+        }
+        return cast(MockDataResult, self._request("POST", "/mocks", json=body))
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        accept: tuple[int, ...] = (),
+    ) -> Any:
+        try:
+            response = self._http.request(method, path, json=json, params=params)
+        except httpx.HTTPError as e:
+            raise self._transport_error(e) from e
+        if response.is_error and response.status_code not in accept:
+            raise _status_error(response)
+        try:
+            return response.json()
+        except ValueError as e:
+            raise ManagerError(
+                f"{response.status_code}: the manager sent an answer that is not JSON",
+                status_code=response.status_code,
+            ) from e
+
+    def _transport_error(self, error: httpx.HTTPError) -> ManagerError:
+        if isinstance(error, httpx.ConnectError):
+            return ManagerError(f"no manager at {self.base_url}: start one with `flops server`")
+        if isinstance(error, httpx.TimeoutException):
+            return ManagerError(f"the manager at {self.base_url} did not answer in time")
+        return ManagerError(f"talking to the manager at {self.base_url} failed: {error}")
+
+
+def _quote(segment: str) -> str:
+    """`segment` as one path segment: "a/../b" cannot reach another endpoint."""
+    return quote(segment, safe="")
+
+
+def _status_error(response: httpx.Response) -> ManagerError:
+    """Turn an error response into a `ManagerError` with the server's own message."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if status == 422 and isinstance(detail, list) and detail:
+        text = "; ".join(_describe_problem(problem) for problem in detail)
+    elif isinstance(detail, str) and detail:
+        text = detail
+    elif isinstance(body, dict) and isinstance(body.get("message"), str):
+        text = body["message"]
+    else:
+        text = response.reason_phrase or "error"
+    if isinstance(body, dict) and body.get("request_id"):
+        text += f" (request id {body['request_id']})"
+    if status == 401:
+        return ManagerError(_REFUSED_TOKEN.format(detail=text), status_code=status)
+    return ManagerError(f"{status}: {text}", status_code=status)
+
+
+def _describe_problem(problem: Any) -> str:
+    """`training_configuration.training_rounds: ...` from one 422 problem (without "body.")."""
+    if not isinstance(problem, dict):
+        return str(problem)
+    loc = [str(part) for part in problem.get("loc", [])]
+    if loc and loc[0] in {"body", "query", "path", "header"}:
+        loc = loc[1:]
+    message = str(problem.get("msg", "invalid"))
+    return f"{'.'.join(loc)}: {message}" if loc else message
+
+
+def _parse_sse(lines: Iterator[str]) -> Iterator[Event]:
+    """Yield the JSON `data:` of each Server-Sent Event; comments and keep-alives are skipped."""
+    data: list[str] = []
+    for line in itertools.chain(lines, [""]):
+        if line == "" and data:
+            try:
+                yield cast(Event, json.loads("\n".join(data)))
+            except ValueError as e:
+                raise ManagerError("the manager's event stream sent a line that is not JSON") from e
+            data = []
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
