@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from flops_manager.api.deps import CurrentCaller, DatabaseDep, RuntimeDep, SessionDep
 from flops_manager.api.errors import AUTH_RESPONSES, PermissionDeniedError
+from flops_manager.repos import RepoPolicyError
 from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState
 from flops_manager.services import projects as service
 from flops_manager.services.projects import ProjectConflictError
@@ -34,6 +36,12 @@ def create_project(
     response: Response,
 ) -> dict[str, Any]:
     """Accept a project and start it in the background; answers at once with its id."""
+    try:
+        runtime.lifecycle.context.repo_policy.check(body.ml_repo_url)
+    except RepoPolicyError as e:
+        raise RequestValidationError(
+            [{"loc": ("body", "ml_repo_url"), "msg": str(e), "type": "value_error"}]
+        ) from e
     try:
         project, token = service.create_project(session=session, caller=caller, body=body)
     except PermissionError as e:

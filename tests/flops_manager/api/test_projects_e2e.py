@@ -214,10 +214,17 @@ def test_bad_requests_are_refused_with_the_reason(manager: Manager, repo_url: st
     response = manager.api("POST", "/projects", json=body)
     assert response.status_code == 422
     assert "training_rounds" in str(response.json()["detail"][0]["loc"])
+    # A URL scheme the policy does not allow names the field
+    response = manager.api("POST", "/projects", json=_body("http://git.example.org/r.git"))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "ml_repo_url"]
+    assert "scheme 'http' is not allowed" in response.json()["detail"][0]["msg"]
     # No token
     assert manager.api("GET", "/projects", headers={}).status_code == 401
     # Another customer's project is not found
-    admin_project = manager.api("GET", "/projects").json()[0]["id"]
+    admin_project = manager.api(
+        "POST", "/projects", json=_body("file:///nonexistent/flops-repo")
+    ).json()["id"]
     token = manager.api("POST", "/tokens", json={"customer_id": "acme"}).json()["token"]
     other = {"Authorization": f"Bearer {token}"}
     assert manager.api("GET", f"/projects/{admin_project}", headers=other).status_code == 404
