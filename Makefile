@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-e2e test-unit lint bench clean
+.PHONY: install demo test test-e2e test-unit lint bench bench-rounds bench-api clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## Benchmarks; each prints ratios against a baseline measured in the same run.
 	$(BIN)/python bench/round_overhead.py $(ARGS)
+	$(BIN)/python bench/api_latency.py
+
+bench-rounds: $(STAMP)
+	$(BIN)/python bench/round_overhead.py $(ARGS)
+
+bench-api: $(STAMP)
+	$(BIN)/python bench/api_latency.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from flops_manager.db.models import Base
 
@@ -25,10 +26,17 @@ class Database:
     """
 
     def __init__(self, url: str) -> None:
+        # The API runs sync routes and their session teardown on a pool of 40 threads; a
+        # connection pool smaller than the requests in flight deadlocks under load (routes
+        # wait for connections held by requests whose teardown waits for a thread). SQLite
+        # connections are cheap, so it gets no pool at all; servers get a pool larger than
+        # the thread pool.
         options: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("sqlite"):
-            # The API and the lifecycle threads share the database.
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            options["poolclass"] = NullPool
+        else:
+            options.update(pool_size=20, max_overflow=80, pool_timeout=60)
         self.engine: Engine = create_engine(url, **options)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)

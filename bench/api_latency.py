@@ -1,0 +1,299 @@
+"""Latency of `GET /api/flops/projects/{id}` under concurrent load, against `GET /whoami`.
+
+    .venv/bin/python bench/api_latency.py [--concurrency 200] [--waves 10] [--clients 20]
+                                          [--skip-project] [--project-timeout 600]
+
+Starts a real manager (`python -m flops_manager`, loopback, free ports, a temporary data
+directory), pushes mock data and runs one real project (sklearn-digits, 3 learners, 3 rounds)
+to `completed`, so that the project read has a realistic history of events and services.
+Then `--waves` waves of `--concurrency` concurrent requests go to each endpoint, `/whoami` and
+the project taking turns wave by wave so that drift touches both alike. `/whoami` is the
+baseline: the same admin token and authentication as the project read, but no query. `/health`
+(no token, a `SELECT 1` and a request to MLflow) is measured after them, for reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from tempfile import mkdtemp
+from typing import Any
+
+import httpx
+from _common import ROOT, Proc, Processes, child_env, free_port, wait_for_port
+
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+FINAL_STATES = {"completed", "failed", "cancelled"}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Endpoint:
+    """One endpoint under load and what its measured waves gave."""
+
+    name: str
+    path: str
+    headers: dict[str, str]
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    wall: float = 0.0
+    server_cpu: float = 0.0
+
+    def percentile(self, q: float) -> float:
+        """Nearest-rank percentile `q` (0..100) of the latencies in seconds; NaN if none."""
+        ordered = sorted(self.latencies) or [float("nan")]
+        return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/`pid`/stat after the command name (state first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _server_cpu(pid: int) -> float:
+    """User + system CPU seconds of process `pid` (all its threads) so far."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _kill_group(pgid: int, start_ticks: int | None) -> None:
+    """SIGKILL group `pgid`, unless a process started at another time now has that id."""
+    with contextlib.suppress(OSError):  # no such process: the group's leader is gone
+        if int(_stat(pgid)[19]) != start_ticks:
+            return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (node i's data server uses base + i)."""
+    while True:
+        base = free_port()
+        if all(_unused(base + i) for i in range(1, count)):
+            return base
+
+
+def _unused(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def start_manager(procs: Processes, data_dir: Path) -> tuple[Proc, str]:
+    """Start `python -m flops_manager`; return it and its URL once `/health` answers 200."""
+    port = free_port()
+    proc = procs.start(
+        "manager", [sys.executable, "-m", "flops_manager"],
+        FLOPS_ADMIN_TOKEN=ADMIN_TOKEN, FLOPS_HOST="127.0.0.1", FLOPS_PORT=str(port),
+        FLOPS_DATA_DIR=str(data_dir), FLOPS_MLFLOW_PORT=str(free_port()),
+        FLOPS_DATA_SERVER_PORT=str(_free_ports(3)), FLOPS_LOCAL_NODES="3",
+        FLOPS_ALLOW_LOCAL_REPOS="true",
+    )  # fmt: skip
+    wait_for_port(proc, port, timeout=120)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{url}/api/flops/health", timeout=5).status_code != 200:
+        if time.monotonic() > deadline or proc.process.poll() is not None:
+            raise RuntimeError(f"the manager did not become healthy:\n{proc.tail()}")
+        time.sleep(0.2)
+    return proc, url
+
+
+def stop_manager(proc: Proc, data_dir: Path) -> None:
+    """SIGTERM the manager's group and wait; then SIGKILL it and every recorded service group
+    (unless its id was reused meanwhile: `_kill_group` compares the process' start time)."""
+    ticks = int(_stat(proc.process.pid)[19]) if proc.process.poll() is None else None
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.process.wait(30)  # uvicorn first waits for the requests in progress
+    _kill_group(proc.process.pid, ticks)
+    for record in (data_dir / "services").glob("*/service.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            service = json.loads(record.read_text())
+            _kill_group(int(service["pgid"]), service.get("start_ticks"))
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.process.wait(10)
+
+
+def create_project(url: str, workdir: Path, *, wait: bool, timeout: float) -> dict[str, Any]:
+    """Push mock data, create a sklearn-digits project (3 learners, 3 rounds), maybe await it."""
+    repo = workdir / "sklearn-digits"
+    shutil.copytree(ROOT / "examples" / "sklearn-digits", repo)
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@bench.invalid"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "example"]):
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+    api = httpx.Client(base_url=f"{url}/api/flops", headers=ADMIN, timeout=300)
+    with api:
+        mocks = {"customerID": "Admin", "mock_data_configuration": {
+            "dataset_name": "digits", "number_of_partitions": 3, "data_tag": "digits"}}  # fmt: skip
+        api.post("/mocks", json=mocks).raise_for_status()
+        body = {"customerID": "Admin", "ml_repo_url": f"file://{repo}",
+                "ml_model_flavor": "sklearn", "training_configuration": {
+                    "data_tags": ["digits"], "training_rounds": 3, "min_available_clients": 3,
+                    "min_fit_clients": 3, "min_evaluate_clients": 3}}  # fmt: skip
+        project_id = api.post("/projects", json=body).raise_for_status().json()["id"]
+        deadline = time.monotonic() + timeout
+        project: dict[str, Any] = api.get(f"/projects/{project_id}").json()
+        while wait and project["state"] not in FINAL_STATES:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"project {project_id} not finished after {timeout:g} s")
+            time.sleep(1.0)
+            project = api.get(f"/projects/{project_id}").json()
+    if wait and project["state"] != "completed":
+        raise RuntimeError(f"project {project_id} ended {project['state']}: {project['message']}")
+    return project
+
+
+async def _request(client: httpx.AsyncClient, endpoint: Endpoint, record: bool) -> None:
+    started = time.perf_counter()
+    try:
+        response = await client.get(endpoint.path, headers=endpoint.headers)
+    except httpx.HTTPError as e:
+        endpoint.errors.append(f"{type(e).__name__}: {e}")
+        return
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        endpoint.errors.append(f"HTTP {response.status_code}: {response.text[:60]}")
+    elif record:
+        endpoint.latencies.append(elapsed)
+
+
+async def load(url: str, pid: int, endpoints: list[Endpoint], args: argparse.Namespace) -> None:
+    """One warm-up wave per endpoint, then `args.waves` measured waves each, taking turns.
+
+    The `args.concurrency` connections are split over `args.clients` AsyncClients: one pool
+    holding all 200 makes httpcore scan every connection for every queued request, and the
+    client then spends several times the server's CPU on the same two cores (see README).
+    """
+    per_client = math.ceil(args.concurrency / args.clients)
+    limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+    tls = ssl.create_default_context()  # plain http here; built once rather than per client
+    async with contextlib.AsyncExitStack() as stack:
+        make = partial(httpx.AsyncClient, base_url=url, limits=limits, timeout=300, verify=tls)
+        clients = [await stack.enter_async_context(make()) for _ in range(args.clients)]
+        targets = [clients[i % len(clients)] for i in range(args.concurrency)]
+        for wave in range(args.waves + 1):
+            for endpoint in endpoints:
+                record = wave > 0
+                cpu, started = _server_cpu(pid), time.perf_counter()
+                await asyncio.gather(*(_request(c, endpoint, record) for c in targets))
+                if record:
+                    endpoint.wall += time.perf_counter() - started
+                    endpoint.server_cpu += _server_cpu(pid) - cpu
+                else:
+                    endpoint.errors.clear()  # warm-up: connections, caches, lazy imports
+
+
+def report(endpoints: list[Endpoint], client_cpu: float, log: Path) -> None:
+    """Print the table, the errors (client side and in the manager's `log`), the ratios."""
+    base, target = endpoints[0], endpoints[1]
+    print(f"\n{'endpoint':<24}{'requests':>9}{'errors':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+          f"{'req/s':>7}{'server CPU ms/req':>18}{'p50 x':>7}{'p99 x':>7}")  # fmt: skip
+    total = sum(len(e.latencies) + len(e.errors) for e in endpoints)
+    for e in endpoints:
+        n = len(e.latencies) + len(e.errors)
+        p50, p99 = e.percentile(50), e.percentile(99)
+        print(
+            f"{e.name:<24}{n:>9}{len(e.errors):>7}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}"
+            f"{max(e.latencies, default=float('nan')) * 1000:>9.1f}{n / e.wall:>7.0f}"
+            f"{e.server_cpu * 1000 / n:>18.2f}{p50 / base.percentile(50):>7.2f}"
+            f"{p99 / base.percentile(99):>7.2f}"
+        )
+    for e in endpoints:
+        for error, count in Counter(e.errors).most_common(3):
+            print(f"errors on {e.name}: {count} x {error}")
+    exception = re.compile(r"^[\w.]+(?:Error|Exception): .{0,110}")
+    lines = log.read_text(errors="replace").splitlines()
+    for error, count in Counter(m[0] for x in lines if (m := exception.match(x))).most_common(3):
+        print(f"manager log (whole run): {count} x {error}")
+    print(f"load generator CPU: {client_cpu * 1000 / total:.2f} ms per request "
+          f"({client_cpu:.1f} s; client and server share {os.cpu_count()} cores)")  # fmt: skip
+    p50 = target.percentile(50) / base.percentile(50)
+    p99 = target.percentile(99) / base.percentile(99)
+    print(f"GET /projects/{{id}} vs /whoami: p50 ratio {p50:.2f}, p99 ratio {p99:.2f}")
+
+
+def benchmark(args: argparse.Namespace, workdir: Path) -> bool:
+    """Start the manager, create the project, load, report, stop all; False on any error."""
+    started = time.monotonic()
+    env = {k: v for k, v in child_env(native_threads=1).items() if not k.startswith("FLOPS_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    procs = Processes(workdir, env)
+    data_dir = workdir / "data"
+    manager: Proc | None = None
+    try:
+        print("starting the manager ...")
+        manager, url = start_manager(procs, data_dir)
+        how = "created, not awaited" if args.skip_project else "running it to completed"
+        print(f"pushing mock data, creating a project (3 learners, 3 rounds; {how}) ...")
+        project = create_project(
+            url, workdir, wait=not args.skip_project, timeout=args.project_timeout
+        )
+        size = len(httpx.get(f"{url}/api/flops/projects/{project['id']}", headers=ADMIN).content)
+        print(f"project {project['id']}: {project['state']}, {project['events']} events, "
+              f"{len(project['services'])} services, response {size} bytes")  # fmt: skip
+        endpoints = [
+            Endpoint("GET /whoami (baseline)", "/api/flops/whoami", ADMIN),
+            Endpoint("GET /projects/{id}", f"/api/flops/projects/{project['id']}", ADMIN),
+        ]
+        health = Endpoint("GET /health (no token)", "/api/flops/health", {})
+        print(
+            f"{args.waves} waves x {args.concurrency} concurrent requests per endpoint "
+            f"({args.clients} clients); /whoami and /projects/{{id}} in turns, then /health ..."
+        )
+        cpu = time.process_time()
+        asyncio.run(load(url, manager.process.pid, endpoints, args))
+        # Apart: its slow waves would leave idle connections that uvicorn closes after 5 s.
+        asyncio.run(load(url, manager.process.pid, [health], args))
+        client_cpu = time.process_time() - cpu
+    finally:
+        if manager is not None:
+            stop_manager(manager, data_dir)
+        procs.stop_all()
+    report([*endpoints, health], client_cpu, workdir / "manager.log")
+    print(f"total benchmark time: {time.monotonic() - started:.0f} s")
+    if failed := any(e.errors for e in [*endpoints, health]):
+        print(f"the manager's log is kept: {workdir / 'manager.log'}")
+    return not failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=200, help="requests in flight")
+    parser.add_argument("--waves", type=int, default=10, help="measured waves per endpoint")
+    parser.add_argument("--clients", type=int, default=20, help="AsyncClients (see README)")
+    parser.add_argument("--skip-project", action="store_true", help="do not await training")
+    parser.add_argument("--project-timeout", type=float, default=600.0, help="seconds")
+    args = parser.parse_args()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # stop every child, also when backgrounded
+        signal.signal(signum, signal.default_int_handler)
+    workdir = Path(mkdtemp(prefix="flops-bench-api-"))
+    try:
+        clean = benchmark(args, workdir)
+    except KeyboardInterrupt:
+        sys.exit(f"interrupted; logs in {workdir}")
+    except (RuntimeError, httpx.HTTPError, subprocess.CalledProcessError) as e:
+        sys.exit(f"error: {e}\nlogs in {workdir}")
+    if clean:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
