@@ -1,6 +1,6 @@
 """Latency of `GET /api/flops/projects/{id}` under concurrent load, against `GET /whoami`.
 
-    .venv/bin/python bench/api_latency.py [--concurrency 200] [--waves 10] [--clients 20]
+    .venv/bin/python bench/api_latency.py [--concurrency 200] [--waves 10] [--clients 200]
                                           [--skip-project] [--project-timeout 600]
 
 Starts a real manager (`python -m flops_manager`, loopback, free ports, a temporary data
@@ -20,6 +20,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import re
 import shutil
 import signal
@@ -36,7 +37,7 @@ from tempfile import mkdtemp
 from typing import Any
 
 import httpx
-from _common import ROOT, Proc, Processes, child_env, free_port, wait_for_port
+from _common import ROOT, Proc, Processes, child_env, wait_for_port
 
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -69,8 +70,7 @@ def _stat(pid: int) -> list[str]:
 
 def _server_cpu(pid: int) -> float:
     """User + system CPU seconds of process `pid` (all its threads) so far."""
-    fields = _stat(pid)
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return sum(int(ticks) for ticks in _stat(pid)[11:13]) / TICK
 
 
 def _kill_group(pgid: int, start_ticks: int | None) -> None:
@@ -83,26 +83,27 @@ def _kill_group(pgid: int, start_ticks: int | None) -> None:
 
 
 def _free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports (node i's data server uses base + i)."""
+    """The first of `count` consecutive free ports below the kernel's ephemeral range."""
+    # A port from that range can be given to an outgoing connection before a service binds it.
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     while True:
-        base = free_port()
-        if all(_unused(base + i) for i in range(1, count)):
-            return base
-
-
-def _unused(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
+        base = random.randrange(10_000, max(low, 20_000) - count)
+        with contextlib.ExitStack() as stack:
+            sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+            with contextlib.suppress(OSError):
+                for port, s in enumerate(sockets, base):
+                    s.bind(("127.0.0.1", port))
+                return base
 
 
 def start_manager(procs: Processes, data_dir: Path) -> tuple[Proc, str]:
     """Start `python -m flops_manager`; return it and its URL once `/health` answers 200."""
-    port = free_port()
+    port = _free_ports(5)  # the API, MLflow, then one data server for each of the 3 nodes
     proc = procs.start(
         "manager", [sys.executable, "-m", "flops_manager"],
         FLOPS_ADMIN_TOKEN=ADMIN_TOKEN, FLOPS_HOST="127.0.0.1", FLOPS_PORT=str(port),
-        FLOPS_DATA_DIR=str(data_dir), FLOPS_MLFLOW_PORT=str(free_port()),
-        FLOPS_DATA_SERVER_PORT=str(_free_ports(3)), FLOPS_LOCAL_NODES="3",
+        FLOPS_DATA_DIR=str(data_dir), FLOPS_MLFLOW_PORT=str(port + 1),
+        FLOPS_DATA_SERVER_PORT=str(port + 2), FLOPS_LOCAL_NODES="3",
         FLOPS_ALLOW_LOCAL_REPOS="true",
     )  # fmt: skip
     wait_for_port(proc, port, timeout=120)
@@ -116,8 +117,7 @@ def start_manager(procs: Processes, data_dir: Path) -> tuple[Proc, str]:
 
 
 def stop_manager(proc: Proc, data_dir: Path) -> None:
-    """SIGTERM the manager's group and wait; then SIGKILL it and every recorded service group
-    (unless its id was reused meanwhile: `_kill_group` compares the process' start time)."""
+    """SIGTERM the manager's group and wait; then SIGKILL it and every recorded service group."""
     ticks = int(_stat(proc.process.pid)[19]) if proc.process.poll() is None else None
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.process.pid, signal.SIGTERM)
@@ -180,14 +180,15 @@ async def load(url: str, pid: int, endpoints: list[Endpoint], args: argparse.Nam
 
     The `args.concurrency` connections are split over `args.clients` AsyncClients: one pool
     holding all 200 makes httpcore scan every connection for every queued request, and the
-    client then spends several times the server's CPU on the same two cores (see README).
+    client then needs several times the server's CPU on the same two cores (see README).
     """
     per_client = math.ceil(args.concurrency / args.clients)
     limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
     tls = ssl.create_default_context()  # plain http here; built once rather than per client
     async with contextlib.AsyncExitStack() as stack:
         make = partial(httpx.AsyncClient, base_url=url, limits=limits, timeout=300, verify=tls)
-        clients = [await stack.enter_async_context(make()) for _ in range(args.clients)]
+        count = min(args.clients, args.concurrency)
+        clients = [await stack.enter_async_context(make()) for _ in range(count)]
         targets = [clients[i % len(clients)] for i in range(args.concurrency)]
         for wave in range(args.waves + 1):
             for endpoint in endpoints:
@@ -278,7 +279,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=200, help="requests in flight")
     parser.add_argument("--waves", type=int, default=10, help="measured waves per endpoint")
-    parser.add_argument("--clients", type=int, default=20, help="AsyncClients (see README)")
+    parser.add_argument("--clients", type=int, default=200, help="AsyncClients (see README)")
     parser.add_argument("--skip-project", action="store_true", help="do not await training")
     parser.add_argument("--project-timeout", type=float, default=600.0, help="seconds")
     args = parser.parse_args()
