@@ -10,6 +10,7 @@ so a final state always means nothing of the project is left running.
 
 from __future__ import annotations
 
+import json
 import queue
 import socket
 import threading
@@ -166,7 +167,7 @@ class ProjectRunner(threading.Thread):
             "--min-available-clients", str(config.min_available_clients),
             "--min-fit-clients", str(config.min_fit_clients),
             "--min-evaluate-clients", str(config.min_evaluate_clients),
-            "--strategy", config.strategy, "--strategy-params", _json(config.strategy_params),
+            "--strategy", config.strategy, "--strategy-params", json.dumps(config.strategy_params),
             "--address", self._aggregator_address,
             "--round-timeout", str(config.round_timeout_s),
             "--connect-timeout", str(config.connect_timeout_s),
@@ -277,12 +278,6 @@ def _exit_message(name: str, exit_code: int | None, lines: list[str]) -> str:
     code = "unknown exit code" if exit_code is None else f"exit code {exit_code}"
     tail = " | ".join(line.strip() for line in lines if line.strip())
     return f"{name} ended with {code}" + (f"; last output: {tail}" if tail else "")
-
-
-def _json(value: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 def _free_port() -> int:

@@ -11,10 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from flops_manager.api.deps import CurrentCaller, DatabaseDep, RuntimeDep, SessionDep
 from flops_manager.api.errors import AUTH_RESPONSES, PermissionDeniedError
+from flops_manager.db import ProjectEvent
 from flops_manager.repos import RepoPolicyError
 from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState
 from flops_manager.services import projects as service
@@ -64,7 +66,10 @@ def get_project(project_id: str, caller: CurrentCaller, session: SessionDep) -> 
     """A project: state, message, configuration, result (metrics, model, MLflow) and services."""
     project = service.get_project(session=session, caller=caller, project_id=project_id)
     view = service.project_view(project, detail=True)
-    view["events"] = len(project.events)
+    # Counted in the database: loading a long project's events costs ~90 ms per request.
+    view["events"] = session.scalar(
+        select(func.count()).select_from(ProjectEvent).where(ProjectEvent.project_id == project.id)
+    )
     return view
 
 
