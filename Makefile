@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-e2e test-unit lint bench bench-rounds bench-api clean
+.PHONY: install container-env demo test test-e2e test-unit test-fast lint bench bench-rounds bench-api clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,14 @@ install: $(STAMP)  ## Create .venv with FLOps and what its tests and examples ne
 demo: $(STAMP)  ## Run a complete FL project on this machine (sklearn digits, 3 learners, 5 rounds).
 	$(BIN)/flops demo $(ARGS)
 
-test: $(STAMP)  ## Unit and end-to-end tests (real MLflow, data server, Flower processes).
+container-env:  ## Install and start dockerd, buildah, the registry, qemu arm64; bootstrap the base image.
+	bash scripts/container-env.sh
+
+test: $(STAMP) container-env  ## All tests: unit, end-to-end (real processes) and container tests.
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)  ## Unit and end-to-end tests without containers (no dockerd needed).
+	$(BIN)/python -m pytest -m "not container" $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e and not container" $(PYTEST_ARGS)
@@ -26,7 +32,7 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy flops_utils flops_data_server flops_aggregator flops_learner flops_manager flops_cli
+	$(BIN)/mypy flops_utils flops_data_server flops_aggregator flops_learner flops_manager flops_cli image_builder
 
 bench: $(STAMP)  ## Benchmarks; each prints ratios against a baseline measured in the same run.
 	$(BIN)/python bench/round_overhead.py $(ARGS)
