@@ -1,5 +1,6 @@
 """Orchestrator backends: one interface (`Orchestrator`) to deploy and watch services."""
 
+from flops_manager.orchestrators.docker_orchestrator import DockerOrchestrator
 from flops_manager.orchestrators.local_orchestrator import LocalOrchestrator
 from flops_manager.orchestrators.orchestrator import (
     ClusterInfo,
@@ -25,6 +26,7 @@ from flops_manager.orchestrators.service_spec import (
 __all__ = [
     "ClusterInfo",
     "DeployError",
+    "DockerOrchestrator",
     "LocalOrchestrator",
     "NodeInfo",
     "Orchestrator",

@@ -1,18 +1,22 @@
-"""Create the orchestrator backend the configuration names (`local` today)."""
+"""Create the orchestrator backend the configuration names (`local` or `docker`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from flops_manager.orchestrators.docker_orchestrator import DockerOrchestrator
 from flops_manager.orchestrators.local_orchestrator import LocalOrchestrator
 from flops_manager.orchestrators.orchestrator import Orchestrator
 
 __all__ = ["ORCHESTRATOR_KINDS", "PLANNED_ORCHESTRATOR_KINDS", "create_orchestrator"]
 
-ORCHESTRATOR_KINDS: dict[str, type[Orchestrator]] = {LocalOrchestrator.kind: LocalOrchestrator}
+ORCHESTRATOR_KINDS: dict[str, type[Orchestrator]] = {
+    LocalOrchestrator.kind: LocalOrchestrator,
+    DockerOrchestrator.kind: DockerOrchestrator,
+}
 """The backends that exist, by the name configuration uses."""
 
-PLANNED_ORCHESTRATOR_KINDS = ("docker", "oakestra")
+PLANNED_ORCHESTRATOR_KINDS = ("oakestra",)
 """Backends the design names that are not implemented yet."""
 
 
@@ -22,9 +26,10 @@ def create_orchestrator(kind: str, **settings: Any) -> Orchestrator:
     Parameters
     ----------
     kind : str
-        The backend's name (case-insensitive): `local`.
+        The backend's name (case-insensitive): `local` or `docker`.
     **settings : Any
-        The backend's constructor arguments, e.g. `state_dir=` for `local`.
+        The backend's constructor arguments, e.g. `state_dir=` for `local`, `base_url=` and
+        `instance=` for `docker`.
 
     Raises
     ------
@@ -41,8 +46,9 @@ def create_orchestrator(kind: str, **settings: Any) -> Orchestrator:
             if name in PLANNED_ORCHESTRATOR_KINDS
             else "is unknown"
         )
+        verb = "is" if len(PLANNED_ORCHESTRATOR_KINDS) == 1 else "are"
         raise ValueError(
-            f"orchestrator kind {kind!r} {state}; valid kinds: {valid} ({planned} are planned)"
+            f"orchestrator kind {kind!r} {state}; valid kinds: {valid} ({planned} {verb} planned)"
         )
     try:
         return backend(**settings)

@@ -27,6 +27,7 @@ SECRET_KEY_MARKERS = ("TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIA
 
 _MASK = "***"
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VOLUME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -132,6 +133,9 @@ class ServiceSpec(BaseModel):
         Run with extended privileges (container backends).
     restart : RestartPolicy
         For services that are not one-shot.
+    volumes : dict[str, str]
+        Named volumes (name → absolute path in the service) that outlive the service, e.g. a
+        build cache; container backends only, `local` ignores them.
     working_dir : pathlib.Path | None
         Working directory; `None` is the backend's default.
     """
@@ -153,6 +157,17 @@ class ServiceSpec(BaseModel):
     privileged: bool = False
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
     working_dir: Path | None = None
+    volumes: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("volumes")
+    @classmethod
+    def _check_volumes(cls, volumes: dict[str, str]) -> dict[str, str]:
+        for name, path in volumes.items():
+            if not _VOLUME.match(name):
+                raise ValueError(f"invalid volume name {name!r}, expected e.g. 'flops-cache'")
+            if not path.startswith("/"):
+                raise ValueError(f"volume {name} must be mounted at an absolute path, not {path!r}")
+        return volumes
 
     @field_validator("env")
     @classmethod

@@ -17,7 +17,7 @@ def test_local_kind_builds_a_local_orchestrator(tmp_path: Path, kind: str) -> No
         orchestrator.close()
 
 
-@pytest.mark.parametrize(("kind", "says"), [("docker", "planned"), ("k8s", "unknown")])
+@pytest.mark.parametrize(("kind", "says"), [("oakestra", "planned"), ("k8s", "unknown")])
 def test_other_kinds_name_the_valid_and_planned_kinds(kind: str, says: str) -> None:
     with pytest.raises(ValueError, match=says) as error:
         create_orchestrator(kind)
