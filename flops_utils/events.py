@@ -34,6 +34,7 @@ class EventType(StrEnum):
     LEARNER_CONNECTED = "learner_connected"
     LEARNER_DROPPED = "learner_dropped"
     ROUND_COMPLETED = "round_completed"
+    STEP_COMPLETED = "step_completed"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 

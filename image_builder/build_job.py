@@ -1,0 +1,309 @@
+"""One image build: from a repo URL at a commit to pushed learner and aggregator images.
+
+Design. The job is a fixed sequence of steps, each timed and reported as a `step_completed`
+event, so the manager can show where a build spends its time and where it failed:
+`clone` the repo at the commit; `check` it against the ML-repo contract; `resolve` the
+repo's dependencies natively with pip against the flavour base's pinned runtime (read from
+the base in the registry, or resolved when the base does not exist yet), which fails in
+seconds with pip's explanation; make sure the flavour `base` exists for every platform
+(build and push it once, minutes); `render` the two Containerfiles and stage their build
+context; `build` both images for all platforms with Buildah's layer cache; `push` the
+manifest lists and read back their digests. A failing step ends the job with a `failed`
+event naming the step, a reason a user can act on, and the relevant output lines.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flops_utils.events import EventReporter, EventType
+from flops_utils.logs import get_logger
+from flops_utils.redact import redact_url
+from flops_utils.repo_checker import RepoReport
+from image_builder.build_context import stage_project_context
+from image_builder.build_request import STEPS, BuildRequest, BuildResult
+from image_builder.buildah import Buildah
+from image_builder.dependency_lock import DependencyLock, lock_repo_dependencies
+from image_builder.errors import (
+    BuildStepError,
+    ImageBuilderError,
+    RegistryError,
+)
+from image_builder.flavor_base import (
+    FlavorBase,
+    FlavorBaseSpec,
+    build_flavor_base,
+    find_flavor_base,
+    flavor_base_spec,
+    resolve_runtime_lock,
+)
+from image_builder.flavors import FLAVORS
+from image_builder.flops_tree import FlopsTree, locate_flops_tree
+from image_builder.image_names import IMAGE_ROLES, image_refs
+from image_builder.pip_resolver import PipSettings
+from image_builder.project_containerfile import image_labels, render_project_containerfile
+from image_builder.registry_client import RegistryClient, existing_images
+from image_builder.repo_source import check_checkout, fetch_repo_at
+
+__all__ = ["STEPS", "BuildRequest", "BuildResult", "ImageBuildJob"]
+
+_log = get_logger("image_builder")
+
+
+class ImageBuildJob:
+    """Runs the steps of one build and reports them.
+
+    Parameters
+    ----------
+    request : BuildRequest
+        What to build.
+    reporter : EventReporter
+        Receives `started`, `step_completed`, `succeeded` / `failed`.
+    buildah : Buildah
+        The Buildah adapter.
+    pip_settings : PipSettings
+        Package indexes, for resolving and for builds.
+    tree : FlopsTree | None
+        The FLOps tree; default: the one this package belongs to.
+    """
+
+    def __init__(
+        self,
+        request: BuildRequest,
+        *,
+        reporter: EventReporter,
+        buildah: Buildah,
+        pip_settings: PipSettings,
+        tree: FlopsTree | None = None,
+    ) -> None:
+        self.request = request
+        self._reporter = reporter
+        self._buildah = buildah
+        self._pip = pip_settings
+        self._tree = tree
+        self._timings: dict[str, float] = {}
+        self._manifests: list[str] = []
+        self._step_name = STEPS[0]
+
+    def run(self) -> BuildResult:
+        """Run every step; report and raise `BuildStepError` on the first failure."""
+        req = self.request
+        self._reporter.report(
+            EventType.STARTED,
+            repo_url=redact_url(req.repo_url),
+            commit=req.commit,
+            flavor=req.flavor,
+            platforms=list(req.platforms),
+        )
+        try:
+            result = self._steps()
+        except BuildStepError as e:
+            self._reporter.report(
+                EventType.FAILED,
+                step=e.step,
+                reason=e.reason,
+                output=e.output,
+                timings=self._timings,
+            )
+            raise
+        except (KeyboardInterrupt, SystemExit):  # SIGTERM or Ctrl-C: Buildah is killed
+            reason = "the image build was stopped (cancelled or the builder was shut down)"
+            self._reporter.report(
+                EventType.FAILED,
+                step=self._step_name,
+                reason=reason,
+                output=[],
+                timings=self._timings,
+            )
+            raise
+        finally:
+            for manifest in self._manifests:
+                self._buildah.remove_manifest(manifest)
+        self._reporter.report(
+            EventType.SUCCEEDED,
+            images=result.images,
+            platforms=list(result.platforms),
+            timings=result.timings,
+        )
+        return result
+
+    def _steps(self) -> BuildResult:
+        req = self.request
+        work = req.work_dir
+        with self._step("clone") as info:
+            commit = fetch_repo_at(req.repo_url, req.commit, work / "repo")
+            info["commit"] = commit
+        with self._step("check") as info:
+            report = check_checkout(work / "repo")
+            info["warnings"] = list(report.warnings)
+        with self._step("resolve") as info:
+            tree = self._tree or locate_flops_tree()
+            spec = flavor_base_spec(
+                tree, FLAVORS[req.flavor], registry=req.registry, base_image=req.base_image
+            )
+            with RegistryClient(req.registry, tls_verify=req.tls_verify) as client:
+                base = find_flavor_base(spec, client, req.platforms)
+            runtime_lock = (
+                base.lock
+                if base
+                else resolve_runtime_lock(spec, settings=self._pip, work_dir=work / "resolve-base")
+            )
+            lock = self._lock(report, runtime_lock, tree)
+            info.update(_lock_info(lock, report), base_exists=base is not None)
+        with self._step("base") as info:
+            built = base is None
+            base = base or self._build_base(spec, runtime_lock)
+            info.update(image=base.pinned_ref, built=built)
+        with self._step("render"):
+            refs = image_refs(req.registry, req.customer, req.repo_url, commit)
+            containerfiles = self._render(base, commit, tree, lock)
+        with self._step("build") as info:
+            cached = 0
+            for role in IMAGE_ROLES:
+                manifest = f"flops-{role}-{uuid.uuid4().hex[:12]}"
+                self._manifests.append(manifest)
+                output = self._buildah.build(
+                    containerfile=containerfiles[role],
+                    context=work / "context",
+                    manifest=manifest,
+                    platforms=req.platforms,
+                    volumes=self._pip_volumes(),
+                    pull="false",
+                )
+                cached += output.cached_steps
+            info["cached_steps"] = cached
+        with self._step("push") as info:
+            images = self._push(refs)
+            info["images"] = images
+        return BuildResult(images, req.platforms, dict(self._timings))
+
+    @contextmanager
+    def _step(self, step: str) -> Iterator[dict[str, Any]]:
+        info: dict[str, Any] = {}
+        self._step_name = step
+        started = time.monotonic()
+        _log.info("project=%s step %s started", self.request.project_id, step)
+        try:
+            yield info
+        except BuildStepError:
+            raise
+        except ImageBuilderError as e:
+            self._timings[step] = round(time.monotonic() - started, 3)
+            _log.error("project=%s step %s failed: %s", self.request.project_id, step, e.reason)
+            raise BuildStepError(step, e) from e
+        except Exception as e:
+            self._timings[step] = round(time.monotonic() - started, 3)
+            _log.exception("project=%s step %s failed unexpectedly", self.request.project_id, step)
+            cause = ImageBuilderError(
+                f"internal error in the image builder: {type(e).__name__}: {e}"
+            )
+            raise BuildStepError(step, cause) from e
+        seconds = round(time.monotonic() - started, 3)
+        self._timings[step] = seconds
+        _log.info("project=%s step %s done in %.1f s", self.request.project_id, step, seconds)
+        self._reporter.report(EventType.STEP_COMPLETED, step=step, duration_s=seconds, **info)
+
+    def _lock(
+        self, report: RepoReport, runtime_lock: tuple[str, ...], tree: FlopsTree
+    ) -> DependencyLock:
+        assert report.dependencies is not None  # a report without them is not ok
+        return lock_repo_dependencies(
+            report.dependencies,
+            runtime_lock=runtime_lock,
+            flops_version=tree.version,
+            settings=self._pip,
+            work_dir=self.request.work_dir / "resolve-repo",
+        )
+
+    def _build_base(self, spec: FlavorBaseSpec, runtime_lock: tuple[str, ...]) -> FlavorBase:
+        _log.info("project=%s building flavour base %s", self.request.project_id, spec.ref)
+        return build_flavor_base(
+            spec,
+            lock=runtime_lock,
+            platforms=self.request.platforms,
+            buildah=self._buildah,
+            settings=self._pip,
+            registry=self.request.registry,
+            work_dir=self.request.work_dir / "base",
+        )
+
+    def _render(
+        self, base: FlavorBase, commit: str, tree: FlopsTree, lock: DependencyLock
+    ) -> dict[str, Path]:
+        req = self.request
+        stage_project_context(
+            req.work_dir / "context",
+            repo_dir=req.work_dir / "repo",
+            runtime_dirs=tree.package_dirs(),
+            lock=lock.requirements,
+        )
+        labels = image_labels(
+            source=redact_url(req.repo_url),
+            revision=commit,
+            version=tree.version,
+            flavor=req.flavor,
+        )
+        paths: dict[str, Path] = {}
+        for role in IMAGE_ROLES:
+            path = req.work_dir / f"Containerfile.{role}"
+            path.write_text(
+                render_project_containerfile(
+                    base=base.pinned_ref,
+                    role=role,
+                    labels=labels,
+                    install_requirements=bool(lock.requirements),
+                ),
+                encoding="utf-8",
+            )
+            paths[role] = path
+        return paths
+
+    def _pip_volumes(self) -> list[tuple[Path, str]]:
+        conf = self._pip.pip_conf()
+        if not conf:
+            return []
+        path = self.request.work_dir / "pip.conf"
+        path.touch(mode=0o600)
+        path.write_text(conf, encoding="utf-8")
+        return [(path, "/etc/pip.conf")]
+
+    def _push(self, refs: dict[str, str]) -> dict[str, str]:
+        req = self.request
+        with RegistryClient(req.registry, tls_verify=req.tls_verify) as client:
+            client.ping()
+        pushed: dict[str, str] = {}
+        for role, manifest in zip(IMAGE_ROLES, self._manifests, strict=True):
+            digest_file = req.work_dir / f"digest.{role}"
+            pushed[role] = self._buildah.push_manifest(
+                manifest, refs[role], registry=req.registry, digest_file=digest_file
+            )
+        found = existing_images(req.registry, refs, req.platforms, req.tls_verify)
+        if found is None:
+            raise RegistryError(
+                f"the registry at {req.registry} does not list every pushed image for "
+                f"{', '.join(req.platforms)} after the push"
+            )
+        for role, ref in found.items():
+            if not ref.endswith(pushed[role]):
+                _log.warning(
+                    "project=%s %s: registry has %s, pushed %s",
+                    req.project_id,
+                    role,
+                    ref,
+                    pushed[role],
+                )
+        return found
+
+
+def _lock_info(lock: DependencyLock, report: RepoReport) -> dict[str, Any]:
+    return {
+        "dependency_file": report.dependencies.source_file if report.dependencies else None,
+        "packages": list(lock.requirements),
+        "overrides": [str(o) for o in lock.overrides],
+        "warnings": list(lock.warnings),
+    }

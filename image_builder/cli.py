@@ -1,0 +1,202 @@
+"""`python -m image_builder build ...`: build and push a project's learner and aggregator images.
+
+Exit codes: 0 the images are pushed; 1 the build failed (the `failed` event and stderr say
+which step and why); 2 invalid arguments. Settings from the environment are read here and
+nowhere else: `FLOPS_CALLBACK_URL` / `FLOPS_CALLBACK_TOKEN` (never on the command line),
+`FLOPS_REPO_URL` (instead of `--repo-url`, for URLs with credentials), `FLOPS_REGISTRY`,
+`STORAGE_DRIVER` and `BUILDAH_ISOLATION` (`vfs` and `chroot` inside the builder container),
+`PIP_INDEX_URL` / `PIP_EXTRA_INDEX_URL` / `PIP_TRUSTED_HOST`, and `SSL_CERT_FILE` (the CA
+bundle mounted into build steps).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from flops_utils.events import EventReporter
+from flops_utils.logs import configure_logging, get_logger
+from image_builder.build_job import BuildRequest, ImageBuildJob
+from image_builder.buildah import Buildah, BuildahSettings
+from image_builder.errors import BuildStepError
+from image_builder.flavors import FLAVORS
+from image_builder.image_names import image_refs, normalize_registry
+from image_builder.pip_resolver import PipSettings
+
+__all__ = ["app", "default_base_image"]
+
+_log = get_logger("image_builder")
+
+app = typer.Typer(add_completion=False, help="Build FLOps container images from an ML repo.")
+
+_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+_DEFAULT_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def default_base_image(registry: str) -> str:
+    """The base image flavour bases start FROM when none is given: the bootstrapped Debian one."""
+    return f"{normalize_registry(registry)}/flops/debian-python:bookworm"
+
+
+@app.callback()
+def _main() -> None:
+    """Build FLOps container images from an ML repo."""
+
+
+@app.command()
+def build(
+    repo_url: Annotated[
+        str,
+        typer.Option(
+            help="The ML repo: URL, file:// URL or local path. Pass a URL with credentials "
+            "through the environment, which `ps` does not show.",
+            envvar="FLOPS_REPO_URL",
+        ),
+    ],
+    commit: Annotated[str, typer.Option(help="The commit id to build.")],
+    flavor: Annotated[str, typer.Option(help=f"ML flavour: {', '.join(FLAVORS)}.")],
+    registry: Annotated[
+        str, typer.Option(help="Registry to push to, host[:port].", envvar="FLOPS_REGISTRY")
+    ],
+    customer: Annotated[str, typer.Option(help="Customer id; names the images.")],
+    project_id: Annotated[str, typer.Option(help="Project id, on every event.")],
+    platforms: Annotated[
+        str, typer.Option(help="Comma-separated target platforms.")
+    ] = "linux/amd64",
+    base_image: Annotated[
+        str | None,
+        typer.Option(
+            help="Image flavour bases start FROM. Default: <registry>/flops/debian-python:"
+            "bookworm (python:3.11-slim where Docker Hub is reachable).",
+            show_default=False,
+        ),
+    ] = None,
+    tls_verify: Annotated[
+        bool | None,
+        typer.Option(
+            "--tls-verify/--insecure-registry",
+            help="Require verified HTTPS for registries. Default: insecure for localhost and "
+            "127.0.0.0/8, verified otherwise.",
+            show_default=False,
+        ),
+    ] = None,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Where to put the checkout and build contexts.")
+    ] = None,
+    keep_work_dir: Annotated[bool, typer.Option(help="Keep the work folder afterwards.")] = False,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="CA bundle mounted into build steps. Default: $SSL_CERT_FILE, else the "
+            "system bundle.",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Clone, check, resolve, build and push the learner and aggregator images."""
+    configure_logging(log_level)
+    wanted = tuple(p.strip().lower() for p in platforms.split(",") if p.strip())
+    if not wanted or not all(_PLATFORM.match(p) for p in wanted):
+        raise typer.BadParameter(
+            f"{platforms!r}: expected e.g. linux/amd64,linux/arm64", param_hint="--platforms"
+        )
+    if flavor not in FLAVORS:
+        raise typer.BadParameter(
+            f"{flavor!r}: expected one of {', '.join(FLAVORS)}", param_hint="--flavor"
+        )
+    try:
+        host = normalize_registry(registry)
+        image_refs(host, customer, repo_url, commit)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+    verify = tls_verify if tls_verify is not None else not _is_loopback(host)
+    env = os.environ
+    root = Path(tempfile.mkdtemp(prefix="flops-build-", dir=work_dir))
+    request = BuildRequest(
+        repo_url=repo_url,
+        commit=commit,
+        flavor=flavor,
+        platforms=wanted,
+        registry=host,
+        customer=customer,
+        project_id=project_id,
+        base_image=base_image or default_base_image(host),
+        tls_verify=verify,
+        work_dir=root,
+    )
+    buildah = Buildah(
+        BuildahSettings(
+            storage_driver=env.get("STORAGE_DRIVER") or None,
+            isolation=env.get("BUILDAH_ISOLATION") or None,
+            tls_verify=verify,
+            ca_bundle=_ca_bundle(ca_bundle, env.get("SSL_CERT_FILE")),
+        ),
+        log_file=root / "buildah.log",
+        on_line=lambda line: _log.debug("buildah: %s", line),
+    )
+    reporter = EventReporter(
+        project_id=project_id,
+        source="builder",
+        callback_url=env.get("FLOPS_CALLBACK_URL") or None,
+        callback_token=env.get("FLOPS_CALLBACK_TOKEN") or None,
+    )
+    previous_handler = signal.signal(signal.SIGTERM, _exit_on_signal)
+    job = ImageBuildJob(
+        request, reporter=reporter, buildah=buildah, pip_settings=PipSettings.from_environ(env)
+    )
+    try:
+        result = job.run()
+    except BuildStepError as e:
+        typer.echo(f"image build failed at step {e.step}: {e.reason}", err=True)
+        for line in e.output:
+            typer.echo(f"  {line}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        reporter.close()
+        if keep_work_dir:
+            typer.echo(f"work folder kept: {root}", err=True)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    for role, ref in result.images.items():
+        typer.echo(f"{role}: {ref}")
+    timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings.items())
+    typer.echo(f"timings: {timings}", err=True)
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _ca_bundle(option: Path | None, ssl_cert_file: str | None) -> Path | None:
+    if option is not None:
+        if not option.is_file():
+            raise typer.BadParameter(f"{option} is not a file", param_hint="--ca-bundle")
+        return option.absolute()
+    for candidate in (Path(ssl_cert_file) if ssl_cert_file else None, _DEFAULT_CA):
+        if candidate is not None and candidate.is_file():
+            return candidate.absolute()
+    return None
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    # Raise in the main thread so that running Buildah processes are killed and reported.
+    sys.exit(128 + signum)
