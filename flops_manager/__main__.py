@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import uvicorn
@@ -51,7 +52,7 @@ def main() -> int:
     """
     configure_logging()
     try:
-        settings = Settings()
+        settings = Settings(_env_file=os.environ.get("FLOPS_ENV_FILE") or None)
         app = create_app(settings)
     except ValidationError as e:
         print(f"flops_manager: {describe_settings_error(e)}", file=sys.stderr)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from flops_manager.api import API_PREFIX, api_router, install_error_handlers
 from flops_manager.api.deps import ManagerContext
-from flops_manager.core.config import Settings
+from flops_manager.core.config import Settings, flops_version
 from flops_manager.db import Database
 from flops_manager.lifecycle.runtime import ManagerRuntime
 from flops_utils.logs import get_logger
@@ -47,13 +46,6 @@ class ConfigurationError(ValueError):
     """Raised by `create_app` when the settings cannot run a manager (no admin token)."""
 
 
-def _manager_version() -> str:
-    try:
-        return version("flops")
-    except PackageNotFoundError:
-        return "0.0.0"
-
-
 def open_database(settings: Settings) -> Database:
     """Open (and if needed create) the database the settings name.
 
@@ -81,7 +73,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await run_in_threadpool(ManagerRuntime.start, context.settings, context.database)
         context.lifecycle = runtime
         context.orchestrator = runtime.orchestrator
-        context.health_checks.append(runtime.health)
+        context.health_checks.extend([runtime.health, runtime.orchestrator_health])
     _log.info("manager ready (API at %s)", API_PREFIX)
     try:
         yield
@@ -127,7 +119,7 @@ def create_app(
     app = FastAPI(
         title="FLOps manager",
         description=DESCRIPTION,
-        version=_manager_version(),
+        version=flops_version(),
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=f"{API_PREFIX}/redoc",

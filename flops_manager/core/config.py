@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "flops_version"]
+
+
+def flops_version() -> str:
+    """The installed FLOps version (`0.0.0` when run from a tree that is not installed)."""
+    try:
+        return version("flops")
+    except PackageNotFoundError:
+        return "0.0.0"
 
 
 class Settings(BaseSettings):
@@ -16,12 +25,12 @@ class Settings(BaseSettings):
 
     Every field can be set as an environment variable with the `FLOPS_` prefix (for example
     `FLOPS_ADMIN_TOKEN`, `FLOPS_DATABASE_URL`) or in the env file named by `FLOPS_ENV_FILE`
-    (default `.env` in the working directory). There is no default admin token: the manager
-    refuses to start without one.
+    (none by default: a `.env` in the working directory is docker-compose's, not the manager's).
+    There is no default admin token: the manager refuses to start without one.
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="FLOPS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="FLOPS_", env_file=None, env_file_encoding="utf-8", extra="ignore"
     )
 
     admin_token: SecretStr | None = Field(
@@ -33,7 +42,36 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default SQLite in data_dir. PostgreSQL works too."
     )
-    orchestrator: Literal["local"] = "local"
+    orchestrator: Literal["local", "docker"] = Field(
+        "local",
+        description="Where project services run: `local` (processes on this machine, Python "
+        "environments) or `docker` (containers from images built into `registry`).",
+    )
+    docker_host: str | None = Field(
+        None,
+        description="Docker Engine URL; default unix:///var/run/docker.sock.",
+    )
+    registry: str = Field(
+        "127.0.0.1:5050",
+        description="host:port of the image registry the builder pushes to (container backends).",
+    )
+    registry_tls_verify: bool = Field(
+        False,
+        description="Use HTTPS with certificate checks for the registry (plain HTTP if false).",
+    )
+    base_image: str | None = Field(
+        None,
+        description="Image the learner/aggregator bases start FROM; default the debootstrap base "
+        "<registry>/flops/debian-python:bookworm (python:3.11-slim where a registry is reachable).",
+    )
+    builder_image: str | None = Field(
+        None,
+        description="Image of the image builder; default <registry>/flops/image-builder:<version>.",
+    )
+    tracking_uri: str | None = Field(
+        None,
+        description="An MLflow tracking server to use instead of starting the embedded one.",
+    )
     allow_local_repos: bool = Field(
         False, description="Accept local paths and file:// repo URLs (tests, offline use)."
     )

@@ -43,6 +43,10 @@ class EmbeddedStack:
         MLflow's port; node `i`'s data server listens on `data_server_port + i`.
     nodes : int
         Learner nodes simulated on this machine.
+    tracking_uri : str | None
+        An MLflow server to use instead of starting one (then only the data servers start).
+    health_ttl : float
+        Seconds a health answer is reused, so that a busy health endpoint does not load MLflow.
     """
 
     def __init__(
@@ -54,6 +58,8 @@ class EmbeddedStack:
         data_server_port: int,
         nodes: int,
         startup_timeout: float = 120.0,
+        tracking_uri: str | None = None,
+        health_ttl: float = 2.0,
     ) -> None:
         self.orchestrator = orchestrator
         self.data_dir = data_dir
@@ -61,6 +67,9 @@ class EmbeddedStack:
         self.data_server_port = data_server_port
         self.nodes = nodes
         self.startup_timeout = startup_timeout
+        self.external_tracking_uri = tracking_uri.rstrip("/") if tracking_uri else None
+        self.health_ttl = health_ttl
+        self._health: tuple[float, tuple[bool, str]] | None = None
         self._lock = threading.Lock()
         self._services: dict[str, str] = {}
         #: Whether every shared service has answered once.
@@ -69,7 +78,7 @@ class EmbeddedStack:
     @property
     def tracking_url(self) -> str:
         """The MLflow tracking server."""
-        return f"http://127.0.0.1:{self.mlflow_port}"
+        return self.external_tracking_uri or f"http://127.0.0.1:{self.mlflow_port}"
 
     def data_server(self, node: int) -> str:
         """Address of node `node`'s data server."""
@@ -86,7 +95,16 @@ class EmbeddedStack:
             self.started = True
 
     def health(self) -> tuple[bool, str]:
-        """Whether MLflow answers, in words."""
+        """Whether MLflow answers, in words; the answer is reused for `health_ttl` seconds."""
+        cached = self._health
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.health_ttl:
+            return cached[1]
+        answer = self._check_tracking()
+        self._health = (now, answer)
+        return answer
+
+    def _check_tracking(self) -> tuple[bool, str]:
         try:
             ok = httpx.get(f"{self.tracking_url}/health", timeout=2.0).status_code == 200
         except httpx.HTTPError as e:
@@ -105,8 +123,9 @@ class EmbeddedStack:
         restart = RestartPolicy(policy="on_failure", max_restarts=5)
         store = self.data_dir / "mlflow"
         store.mkdir(parents=True, exist_ok=True)
-        specs = {
-            "mlflow": ServiceSpec(
+        specs: dict[str, ServiceSpec] = {}
+        if self.external_tracking_uri is None:
+            specs["mlflow"] = ServiceSpec(
                 name="mlflow",
                 project_id=SYSTEM_PROJECT,
                 role="mlflow",
@@ -129,7 +148,6 @@ class EmbeddedStack:
                 ],
                 env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             )
-        }
         for node in range(self.nodes):
             folder = self.data_dir / "nodes" / f"node{node}" / "ml_data"
             specs[f"dataserver{node}"] = ServiceSpec(
@@ -142,7 +160,7 @@ class EmbeddedStack:
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
-        pending = {"mlflow", *(f"dataserver{n}" for n in range(self.nodes))}
+        pending = set(self._services)
         while pending:
             for name in sorted(pending):
                 state = self.orchestrator.status(self._services[name])
@@ -161,7 +179,7 @@ class EmbeddedStack:
 
     def _answers(self, name: str) -> bool:
         if name == "mlflow":
-            return self.health()[0]
+            return self._check_tracking()[0]
         node = int(name.removeprefix("dataserver"))
         try:
             with MLDataClient(self.data_server(node), timeout=2.0) as client:

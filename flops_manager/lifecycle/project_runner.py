@@ -1,7 +1,8 @@
 """One project's lifecycle on this manager, run on a thread of its own.
 
 The runner walks the states of DESIGN.md: `building` (check out the repo at its ref, check the
-contract, build or reuse the Python environment), `training` (deploy the aggregator, then the
+contract, then build or reuse the Python environment on `local`, or the container images on
+container backends, see `image_stage`), `training` (deploy the aggregator, then the
 learners, then follow both the events they report and their process status, so that a crash is
 noticed even when no event arrives), then `completed`, `failed` or `cancelled`. Whatever the
 outcome, every service the project started is undeployed before the final state is written,
@@ -21,8 +22,10 @@ from typing import Any
 
 from flops_manager.environments import EnvironmentBuilder, EnvironmentBuildError
 from flops_manager.lifecycle.embedded_stack import EmbeddedStack
+from flops_manager.lifecycle.image_stage import BuildFailure, ImageSettings, ImageStage
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.orchestrators import Orchestrator, Resources, ServiceSpec, ServiceStatus
+from flops_manager.orchestrators.orchestrator import OrchestratorError
 from flops_manager.repos import RepoFetchError, RepoPolicy, RepoPolicyError, fetch_repo
 from flops_manager.schemas import ProjectCreate, ProjectState
 from flops_utils.logs import get_logger
@@ -33,6 +36,8 @@ __all__ = ["ProjectFailure", "ProjectRunner", "RunnerContext"]
 
 _log = get_logger("manager.runner")
 _POLL_S = 0.5
+IMAGE_REPO_DIR = "/app"
+"""Where the image builder puts the repo's code in learner and aggregator images."""
 
 
 class ProjectFailure(Exception):
@@ -54,6 +59,30 @@ class RunnerContext:
     repo_policy: RepoPolicy
     work_dir: Path
     callback_base_url: str
+    images: ImageSettings | None = None
+    """Set on container backends: services run images built into this registry."""
+
+
+@dataclass(frozen=True)
+class ServiceRuntime:
+    """What the project's services run: a local environment, or images."""
+
+    environment: Path | None = None
+    repo_dir: Path | None = None
+    learner_image: str | None = None
+    aggregator_image: str | None = None
+
+    def spec_fields(self, role: str) -> dict[str, Any]:
+        """The `ServiceSpec` fields that say what to run for `role`."""
+        if self.environment is not None:
+            return {"environment_path": self.environment, "working_dir": self.repo_dir}
+        image = self.aggregator_image if role == "aggregator" else self.learner_image
+        return {"image": image, "working_dir": Path(IMAGE_REPO_DIR)}
+
+    @property
+    def code_dir(self) -> str:
+        """Where the services find the repo's code."""
+        return str(self.repo_dir) if self.environment is not None else IMAGE_REPO_DIR
 
 
 class ProjectRunner(threading.Thread):
@@ -72,6 +101,7 @@ class ProjectRunner(threading.Thread):
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.cancelled = threading.Event()
         self._learner_failures: dict[str, str] = {}
+        self._commit = ""
 
     @property
     def project_id(self) -> str:
@@ -92,6 +122,9 @@ class ProjectRunner(threading.Thread):
             final = (ProjectState.CANCELLED, "cancelled by request; all services stopped", {})
         except ProjectFailure as e:
             final = (ProjectState.FAILED, str(e), {})
+        except OrchestratorError as e:
+            final = (ProjectState.FAILED, f"the {self.context.orchestrator_kind} orchestrator "
+                     f"failed: {e}", {})  # fmt: skip
         except Exception as e:
             _log.exception("project=%s runner crashed", self.project_id)
             final = (ProjectState.FAILED, f"internal error in the manager: {type(e).__name__}", {})
@@ -101,10 +134,14 @@ class ProjectRunner(threading.Thread):
         self.store.transition(final[0], final[1], **final[2])
 
     def _run(self) -> tuple[str, dict[str, Any]]:
+        health = self.context.orchestrator.health()
+        if not health.ok:
+            raise ProjectFailure(f"the {self.context.orchestrator_kind} orchestrator cannot take "
+                                 f"work: {health.message}")  # fmt: skip
         self.store.transition(ProjectState.BUILDING, "checking out the repo")
         repo = self._checkout()
         self._check_cancelled()
-        environment = self._environment(repo)
+        runtime = self._service_runtime(repo)
         self._check_cancelled()
         self.context.stack.ensure_started()
         self._check_cancelled()
@@ -114,8 +151,8 @@ class ProjectRunner(threading.Thread):
             f"starting the aggregator and {config.deployed_learners} learners",
             tracking_url=self.context.stack.tracking_url,
         )
-        aggregator = self._deploy_aggregator(repo, environment)
-        learners = self._deploy_learners(repo, environment)
+        aggregator = self._deploy_aggregator(runtime)
+        learners = self._deploy_learners(runtime)
         succeeded = self._follow(aggregator, learners)
         metrics = succeeded.get("metrics", {})
         model = succeeded.get("model") or {}
@@ -135,6 +172,7 @@ class ProjectRunner(threading.Thread):
         except (RepoFetchError, RepoPolicyError) as e:
             raise ProjectFailure(f"cannot check out the repo: {e}") from e
         self.store.set_commit(checkout.commit)
+        self._commit = checkout.commit
         self.store.event("repo_checked_out", f"commit {checkout.commit}")
         report = check_repo(checkout.path)
         if not report.ok:
@@ -142,6 +180,24 @@ class ProjectRunner(threading.Thread):
             problems = report.format_problems().replace(str(checkout.path), "the repo")
             raise ProjectFailure(f"{redact_url(self.repo_url)}: {problems}")
         return checkout.path
+
+    def _service_runtime(self, repo: Path) -> ServiceRuntime:
+        images = self.context.images
+        if images is None:
+            return ServiceRuntime(environment=self._environment(repo), repo_dir=repo)
+        stage = ImageStage(
+            settings=images, orchestrator=self.context.orchestrator, store=self.store,
+            deploy=self._deploy_spec, events=self.events, check_cancelled=self._check_cancelled,
+        )  # fmt: skip
+        try:
+            built = stage.ensure(
+                repo_url=self.repo_url, commit=self._commit, customer=self.body.customer_id,
+                flavor=self.body.ml_model_flavor.value,
+                platforms=list(self.body.supported_platforms), callback_env=self._callback_env(),
+            )  # fmt: skip
+        except BuildFailure as e:
+            raise ProjectFailure(str(e)) from e
+        return ServiceRuntime(learner_image=built.learner, aggregator_image=built.aggregator)
 
     def _environment(self, repo: Path) -> Path:
         try:
@@ -156,13 +212,13 @@ class ProjectRunner(threading.Thread):
             self.store.event("warning", warning)
         return built.path
 
-    def _deploy_aggregator(self, repo: Path, environment: Path) -> str:
+    def _deploy_aggregator(self, runtime: ServiceRuntime) -> str:
         config = self.body.training_configuration
         port = _free_port()
         self._aggregator_address = f"127.0.0.1:{port}"
         command = [
             "python", "-m", "flops_aggregator", "--project-id", self.project_id,
-            "--repo-dir", str(repo), "--flavor", self.body.ml_model_flavor.value,
+            "--repo-dir", runtime.code_dir, "--flavor", self.body.ml_model_flavor.value,
             "--rounds", str(config.training_rounds),
             "--min-available-clients", str(config.min_available_clients),
             "--min-fit-clients", str(config.min_fit_clients),
@@ -174,40 +230,55 @@ class ProjectRunner(threading.Thread):
             "--mlflow-uri", self.context.stack.tracking_url,
             "--repo-url", redact_url(self.repo_url),
         ]  # fmt: skip
-        return self._deploy("aggregator", f"agg{self.project_id}"[:30], command, repo, environment)
+        name = f"agg{self.project_id}"[:30]
+        platforms: list[str] = list(self.body.supported_platforms)
+        return self._deploy("aggregator", name, command, runtime, platforms)
 
-    def _deploy_learners(self, repo: Path, environment: Path) -> list[str]:
+    def _deploy_learners(self, runtime: ServiceRuntime) -> list[str]:
         config = self.body.training_configuration
         learners = []
         for i in range(config.deployed_learners):
             command = [
                 "python", "-m", "flops_learner", "--project-id", self.project_id,
-                "--name", f"learner{i}", "--repo-dir", str(repo),
+                "--name", f"learner{i}", "--repo-dir", runtime.code_dir,
                 "--aggregator", self._aggregator_address,
                 "--data-server", self.context.stack.data_server(i),
                 "--data-tags", ",".join(config.data_tags),
                 "--connect-timeout", str(config.connect_timeout_s),
             ]  # fmt: skip
             name = f"l{i}{self.project_id}"[:30]
-            learners.append(self._deploy("learner", name, command, repo, environment))
+            platforms = self.body.learner_platform(i)
+            learners.append(self._deploy("learner", name, command, runtime, platforms))
         return learners
 
-    def _deploy(self, role: str, name: str, command: list[str], repo: Path, env: Path) -> str:
-        self._check_cancelled()
+    def _callback_env(self) -> dict[str, str]:
+        base = self.context.callback_base_url
+        return {
+            "FLOPS_CALLBACK_URL": f"{base}/api/flops/projects/{self.project_id}/callbacks",
+            "FLOPS_CALLBACK_TOKEN": self.callback_token,
+        }
+
+    def _deploy(
+        self, role: str, name: str, command: list[str], runtime: ServiceRuntime,
+        platforms: list[str],
+    ) -> str:  # fmt: skip
         limits = self.body.resource_constraints
         spec = ServiceSpec(
-            name=name, project_id=self.project_id, role=role, environment_path=env,
-            command=command, working_dir=repo, one_shot=True,
-            platforms=list(self.body.supported_platforms),
+            name=name, project_id=self.project_id, role=role, command=command, one_shot=True,
+            platforms=list(platforms), **runtime.spec_fields(role),
             resources=Resources(memory_mb=limits.memory, vcpus=limits.vcpus),
-            env={
-                "FLOPS_CALLBACK_URL":
-                    f"{self.context.callback_base_url}/api/flops/projects/{self.project_id}/callbacks",
-                "FLOPS_CALLBACK_TOKEN": self.callback_token,
-            },
+            env=self._callback_env(),
         )  # fmt: skip
+        try:
+            return self._deploy_spec(spec)
+        except OrchestratorError as e:
+            raise ProjectFailure(f"cannot start the {role} {name}: {e}") from e
+
+    def _deploy_spec(self, spec: ServiceSpec) -> str:
+        """Deploy a spec and record it as one of the project's services."""
+        self._check_cancelled()
         service_id = self.context.orchestrator.deploy(spec)
-        self.store.add_service(service_id, role, self.context.orchestrator_kind)
+        self.store.add_service(service_id, spec.role, self.context.orchestrator_kind)
         return service_id
 
     def _follow(self, aggregator: str, learners: list[str]) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from flops_manager.core.config import Settings
 from flops_manager.db import Database
 from flops_manager.environments import EnvironmentBuilder
 from flops_manager.lifecycle.embedded_stack import EmbeddedStack, StackError
+from flops_manager.lifecycle.image_stage import ImageSettings
 from flops_manager.lifecycle.lifecycle import ProjectLifecycle
 from flops_manager.lifecycle.project_runner import RunnerContext
 from flops_manager.orchestrators import Orchestrator, create_orchestrator
@@ -20,6 +23,7 @@ from flops_utils.logs import get_logger
 __all__ = ["ManagerRuntime"]
 
 _log = get_logger("manager.runtime")
+_HEALTH_TTL_S = 2.0
 
 
 @dataclass
@@ -29,7 +33,10 @@ class ManagerRuntime:
     orchestrator: Orchestrator
     stack: EmbeddedStack
     lifecycle: ProjectLifecycle
+    stack_orchestrator: Orchestrator | None = None
+    """Runs the shared services when projects run elsewhere (container backends)."""
     stack_error: str | None = None
+    _orchestrator_health: tuple[float, tuple[str, str, bool]] | None = None
 
     @classmethod
     def start(cls, settings: Settings, database: Database) -> ManagerRuntime:
@@ -39,13 +46,27 @@ class ManagerRuntime:
         API answers at once; health reports them as starting until they answer.
         """
         data_dir = settings.data_dir
-        orchestrator = create_orchestrator(settings.orchestrator, state_dir=data_dir / "services")
+        images: ImageSettings | None = None
+        stack_orchestrator: Orchestrator | None = None
+        if settings.orchestrator == "local":
+            orchestrator = create_orchestrator("local", state_dir=data_dir / "services")
+        else:
+            # Project services run as containers; the shared services stay local processes.
+            # One label per data directory: a restarted manager finds its own containers, and
+            # managers sharing a Docker host do not see each other's.
+            instance = "flops-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
+            orchestrator = create_orchestrator(
+                settings.orchestrator, base_url=settings.docker_host, instance=instance
+            )
+            stack_orchestrator = create_orchestrator("local", state_dir=data_dir / "services")
+            images = ImageSettings.from_settings(settings)
         stack = EmbeddedStack(
-            orchestrator=orchestrator,
+            orchestrator=stack_orchestrator or orchestrator,
             data_dir=data_dir,
             mlflow_port=settings.mlflow_port,
             data_server_port=settings.data_server_port,
             nodes=settings.local_nodes,
+            tracking_uri=settings.tracking_uri,
         )
         context = RunnerContext(
             orchestrator=orchestrator,
@@ -62,8 +83,10 @@ class ManagerRuntime:
             ),
             work_dir=data_dir / "projects",
             callback_base_url=settings.callback_base_url,
+            images=images,
         )
-        runtime = cls(orchestrator, stack, ProjectLifecycle(database=database, context=context))
+        lifecycle = ProjectLifecycle(database=database, context=context)
+        runtime = cls(orchestrator, stack, lifecycle, stack_orchestrator=stack_orchestrator)
         recovered = runtime.lifecycle.recover()
         if recovered:
             _log.warning("ended %s projects left active by a previous manager", recovered)
@@ -79,11 +102,23 @@ class ManagerRuntime:
             return "tracking", f"starting ({message})", True
         return "tracking", message, ok
 
+    def orchestrator_health(self) -> tuple[str, str, bool]:
+        """The orchestrator's health for `GET /api/flops/health`, reused for two seconds."""
+        cached = self._orchestrator_health
+        now = time.monotonic()
+        if cached is None or now - cached[0] > _HEALTH_TTL_S:
+            health = self.orchestrator.health()
+            cached = (now, ("orchestrator", health.message, health.ok))
+            self._orchestrator_health = cached
+        return cached[1]
+
     def stop(self) -> None:
         """Cancel running projects, stop the shared services and every other service."""
         self.lifecycle.shutdown()
         self.stack.stop()
         self.orchestrator.close()
+        if self.stack_orchestrator is not None:
+            self.stack_orchestrator.close()
 
     def _start_stack(self) -> None:
         try:

@@ -18,8 +18,10 @@ import docker.utils
 
 from flops_manager.orchestrators.orchestrator import DeployError
 from flops_utils.logs import get_logger
+from image_builder.errors import RegistryError
+from image_builder.registry_client import RegistryClient, split_ref
 
-__all__ = ["choose_platform", "ensure_image"]
+__all__ = ["choose_platform", "ensure_image", "platform_reference"]
 
 _log = get_logger("manager.orchestrator")
 _PULL_ATTEMPTS = 2  # a second pull repairs a tag re-pointed by a concurrent pull
@@ -107,6 +109,7 @@ def ensure_image(
         The image cannot be pulled, has no variant for `platform`, or is missing and
         pulling is off.
     """
+    reference = platform_reference(reference, platform)
     image = _inspect(client, reference)
     for _ in range(_PULL_ATTEMPTS):
         if image is not None and _matches(image, platform):
@@ -121,3 +124,28 @@ def ensure_image(
         f"image {reference} is {_describe(image)}, not {platform}: it has no {platform} "
         "variant (build it for that platform, or pick another in `platforms`)"
     )
+
+
+def platform_reference(reference: str, platform: str | None) -> str:
+    """Return `name@<digest of platform's manifest>` for a manifest-list digest reference.
+
+    Other references, and lists the registry cannot be asked about, are returned unchanged
+    (the pull then says what is wrong).
+    """
+    if platform is None or "@sha256:" not in reference:
+        return reference
+    try:
+        host, repository, digest = split_ref(reference)
+    except ValueError:
+        return reference
+    loopback = host.split(":")[0] in ("localhost", "127.0.0.1", "[::1]")
+    try:
+        with RegistryClient(host, tls_verify=not loopback) as registry:
+            manifest = registry.manifest(repository, digest)
+    except RegistryError as e:
+        _log.debug("cannot resolve %s for %s: %s", reference, platform, e)
+        return reference
+    if manifest is None or not manifest.platforms:
+        return reference
+    own = manifest.platform_digest(platform)
+    return f"{host}/{repository}@{own}" if own else reference

@@ -116,7 +116,12 @@ class ResourceConstraints(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    memory: int = Field(100, ge=1, description="Memory per learner, MB.")
+    memory: int = Field(
+        1024,
+        ge=1,
+        description="Memory per learner, MB; a hard limit on container backends (a learner "
+        "with Flower and scikit-learn uses about 300 MB).",
+    )
     vcpus: float = Field(1, gt=0, le=256, description="vCPUs per learner.")
     storage: int = Field(0, ge=0, description="Storage per learner, MB.")
 
@@ -156,6 +161,12 @@ class ProjectCreate(BaseModel):
         min_length=1,
         description="Platforms of the learners: linux/amd64 and/or linux/arm64.",
     )
+    learner_platforms: list[Platform] | None = Field(
+        None,
+        description="Platform of learner i, for as many learners as listed (each one of "
+        "supported_platforms); the others run on the node's own. On the docker backend a "
+        "platform other than the host's runs under emulation.",
+    )
     training_configuration: TrainingConfiguration = Field(
         description="How to train: data tags, rounds, learners, strategy."
     )
@@ -167,6 +178,27 @@ class ProjectCreate(BaseModel):
         description="What to do with the trained model: build_image_for_trained_model, "
         "deploy_trained_model_image.",
     )
+
+    @model_validator(mode="after")
+    def _learner_platforms_fit(self) -> ProjectCreate:
+        listed = self.learner_platforms or []
+        for platform in listed:
+            if platform not in self.supported_platforms:
+                raise ValueError(
+                    f"learner_platforms: {platform} is not in supported_platforms "
+                    f"({', '.join(self.supported_platforms)}); add it there or remove it here"
+                )
+        learners = self.training_configuration.deployed_learners
+        if len(listed) > learners:
+            raise ValueError(
+                f"learner_platforms lists {len(listed)} platforms for {learners} learners"
+            )
+        return self
+
+    def learner_platform(self, index: int) -> list[str]:
+        """The platforms learner `index` may run on."""
+        listed = self.learner_platforms or []
+        return [listed[index]] if index < len(listed) else list(self.supported_platforms)
 
     @model_validator(mode="after")
     def _steps_are_possible(self) -> ProjectCreate:

@@ -31,13 +31,20 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert settings.callback_base_url == "http://127.0.0.1:6000"
 
 
-def test_settings_from_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_settings_from_the_env_file_named_not_from_a_compose_dotenv(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FLOPS_ADMIN_TOKEN", raising=False)
-    (tmp_path / ".env").write_text("FLOPS_ALLOW_LOCAL_REPOS=true\nFLOPS_MLFLOW_PORT=5111\n")
-    settings = Settings()
-    assert settings.allow_local_repos is True
-    assert settings.mlflow_port == 5111
+    (tmp_path / "flops.env").write_text("FLOPS_ALLOW_LOCAL_REPOS=true\nFLOPS_MLFLOW_PORT=5111\n")
+    (tmp_path / ".env").write_text("FLOPS_ORCHESTRATOR=docker\n")  # docker-compose's
+
+    named = Settings(_env_file=tmp_path / "flops.env")
+    default = Settings()
+
+    assert named.allow_local_repos is True
+    assert named.mlflow_port == 5111
+    assert default.orchestrator == named.orchestrator == "local"
 
 
 def test_short_admin_token_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -77,3 +77,19 @@ def test_unknown_fields_are_refused() -> None:
     with pytest.raises(ValidationError) as error:
         ProjectCreate.model_validate(_body() | {"trainig_rounds": 3})
     assert error.value.errors()[0]["loc"] == ("trainig_rounds",)
+
+
+def test_learner_platforms_pick_each_learners_image_within_the_supported_ones() -> None:
+    both = {"supported_platforms": ["linux/amd64", "linux/arm64"]}
+    body = ProjectCreate.model_validate(
+        _body(min_available_clients=3) | both | {"learner_platforms": ["linux/arm64"]}
+    )
+
+    assert body.learner_platform(0) == ["linux/arm64"]
+    assert body.learner_platform(2) == ["linux/amd64", "linux/arm64"]
+    with pytest.raises(ValidationError, match="linux/arm64 is not in supported_platforms"):
+        ProjectCreate.model_validate(_body() | {"learner_platforms": ["linux/arm64"]})
+    with pytest.raises(ValidationError, match="lists 2 platforms for 1 learners"):
+        ProjectCreate.model_validate(
+            _body() | both | {"learner_platforms": ["linux/arm64", "linux/amd64"]}
+        )
