@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install container-env demo test test-e2e test-unit test-fast lint bench bench-rounds bench-api clean
+.PHONY: install container-env demo test test-containers test-e2e test-unit lint bench bench-rounds bench-api clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,11 +20,11 @@ demo: $(STAMP)  ## Run a complete FL project on this machine (sklearn digits, 3 
 container-env:  ## Install and start dockerd, buildah, the registry, qemu arm64; bootstrap the base image.
 	bash scripts/container-env.sh
 
-test: $(STAMP) container-env  ## All tests: unit, end-to-end (real processes) and container tests.
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
-
-test-fast: $(STAMP)  ## Unit and end-to-end tests without containers (no dockerd needed).
+test: $(STAMP)  ## Unit and end-to-end tests (real manager, MLflow, data servers, Flower processes).
 	$(BIN)/python -m pytest -m "not container" $(PYTEST_ARGS)
+
+test-containers: $(STAMP) container-env  ## Container tests: real dockerd, buildah, registry, arm64 under qemu.
+	$(BIN)/python -m pytest -m container $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e and not container" $(PYTEST_ARGS)
