@@ -68,6 +68,17 @@ class Settings(BaseSettings):
         None,
         description="Image of the image builder; default <registry>/flops/image-builder:<version>.",
     )
+    builder_cache_volume: str = Field(
+        "flops-build-cache",
+        description="Named volume that keeps the image builder's Buildah storage (layer cache) "
+        "between builds; it grows with every built commit: remove it when no build runs.",
+    )
+    builder_storage_driver: Literal["overlay", "vfs"] = Field(
+        "overlay",
+        description="Buildah storage driver in the builder container: `overlay` (kernel overlay "
+        "on the cache volume; fast, shares layers) or `vfs` (a full copy per layer; works "
+        "everywhere). Use a new cache volume when changing it.",
+    )
     tracking_uri: str | None = Field(
         None,
         description="An MLflow tracking server to use instead of starting the embedded one.",

@@ -31,7 +31,6 @@ __all__ = ["BuildFailure", "ImageSettings", "ImageStage", "ProjectImages"]
 _log = get_logger("manager.images")
 _POLL_S = 0.5
 DEFAULT_BASE = "flops/debian-python:bookworm"
-BUILD_CACHE_VOLUME = "flops-build-cache"
 
 
 class BuildFailure(Exception):
@@ -46,6 +45,8 @@ class ImageSettings:
     tls_verify: bool
     base_image: str
     builder_image: str
+    cache_volume: str = "flops-build-cache"
+    storage_driver: str = "overlay"
 
     @classmethod
     def from_settings(cls, settings: Settings, version: str | None = None) -> ImageSettings:
@@ -57,6 +58,8 @@ class ImageSettings:
             base_image=settings.base_image or f"{registry}/{DEFAULT_BASE}",
             builder_image=settings.builder_image
             or f"{registry}/flops/image-builder:{version or flops_version()}",
+            cache_volume=settings.builder_cache_volume,
+            storage_driver=settings.builder_storage_driver,
         )
 
 
@@ -147,11 +150,15 @@ class ImageStage:
             image=self.settings.builder_image,
             command=command,
             # The repo URL may carry credentials: it goes in the environment, never in argv.
-            env={**callback_env, "FLOPS_REPO_URL": repo_url},
+            env={
+                **callback_env,
+                "FLOPS_REPO_URL": repo_url,
+                "STORAGE_DRIVER": self.settings.storage_driver,
+            },
             one_shot=True,
             privileged=True,
             # Buildah's storage, so that layers (the flavour base above all) are built once.
-            volumes={BUILD_CACHE_VOLUME: "/var/lib/containers"},
+            volumes={self.settings.cache_volume: "/var/lib/containers"},
         )
         self.store.event(
             "build_started",

@@ -30,6 +30,8 @@ from tests.flops_manager.api.conftest import (
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "127.0.0.1:5050"
+BUILD_CACHE = "flops-test-build-cache"
+"""The builders' layer cache of these tests, removed at the end of the session (vfs: GBs)."""
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 _GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
 _MANIFEST_TYPES = ", ".join(
@@ -139,6 +141,20 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     server.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _remove_build_cache() -> Iterator[None]:
+    yield
+    client = docker.from_env()
+    try:
+        client.volumes.get(BUILD_CACHE).remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as e:  # still in use by a builder that outlived its test
+        print(f"could not remove the volume {BUILD_CACHE}: {e}")
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def builder_image() -> str:
     """The image builder's image in the registry, built from this tree when missing."""
@@ -180,6 +196,7 @@ class DockerManager:
             "FLOPS_LOCAL_NODES": "3", "FLOPS_ORCHESTRATOR": "docker",
             "FLOPS_REGISTRY": registry, "FLOPS_BUILDER_IMAGE": builder_image,
             "FLOPS_ALLOWED_REPO_SCHEMES": '["http", "https"]',
+            "FLOPS_BUILDER_CACHE_VOLUME": BUILD_CACHE,
         }  # fmt: skip
         if docker_host:
             settings["FLOPS_DOCKER_HOST"] = docker_host
