@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install container-env demo test test-containers test-e2e test-unit lint bench bench-rounds bench-api clean
+.PHONY: install container-env demo test test-containers test-e2e test-unit lint bench bench-rounds bench-api bench-images clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-rounds: $(STAMP)
 
 bench-api: $(STAMP)
 	$(BIN)/python bench/api_latency.py $(ARGS)
+
+bench-images: $(STAMP)
+	$(BIN)/python bench/image_build.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
