@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "flops_version"]
 
@@ -30,7 +30,11 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="FLOPS_", env_file=None, env_file_encoding="utf-8", extra="ignore"
+        env_prefix="FLOPS_",
+        env_file=None,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     admin_token: SecretStr | None = Field(
@@ -42,10 +46,50 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default SQLite in data_dir. PostgreSQL works too."
     )
-    orchestrator: Literal["local", "docker"] = Field(
+    orchestrator: Literal["local", "docker", "oakestra"] = Field(
         "local",
         description="Where project services run: `local` (processes on this machine, Python "
-        "environments) or `docker` (containers from images built into `registry`).",
+        "environments), `docker` (containers from images built into `registry`) or "
+        "`oakestra` (services deployed through the Oakestra root orchestrator at "
+        "`oakestra_url`).",
+    )
+    service_runtime: Literal["auto", "images", "environment"] = Field(
+        "auto",
+        description="What project services run: `images` built into `registry`, or a Python "
+        "`environment` built on this machine (only for workers that share this machine's "
+        "file system, e.g. a one-host Oakestra). `auto`: environment on `local`, images "
+        "elsewhere.",
+    )
+    clusters: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Cluster names for hierarchical FL on `local` and `docker` (comma-separated "
+        "in the environment, e.g. `edgeA,edgeB`); Oakestra reports its own clusters.",
+    )
+    oakestra_url: str | None = Field(
+        None, description="The Oakestra root orchestrator's API, e.g. http://root:10000."
+    )
+    oakestra_username: str | None = Field(
+        None, description="Oakestra account the manager deploys with (no default)."
+    )
+    oakestra_password: SecretStr | None = Field(
+        None, description="Password of `oakestra_username`; never logged."
+    )
+    oakestra_retries: int = Field(
+        4, ge=0, le=20, description="Retries of an Oakestra call after a connection error or 5xx."
+    )
+    oakestra_backoff_s: float = Field(
+        0.5, ge=0, le=60, description="First retry delay; doubles with every retry."
+    )
+    oakestra_poll_s: float = Field(
+        1.0, gt=0, le=60, description="How often the status of Oakestra services is polled."
+    )
+    oakestra_schedule_timeout_s: float = Field(
+        300.0, gt=0, description="How long a service may wait for Oakestra to start it."
+    )
+    accept_oakestra_tokens: bool = Field(
+        False,
+        description="Also accept Oakestra access tokens (what `oak addon flops` sends): each is "
+        "checked against `oakestra_url`; the Oakestra user becomes the customer.",
     )
     docker_host: str | None = Field(
         None,
@@ -102,6 +146,42 @@ class Settings(BaseSettings):
         if token is not None and len(token) < 24:
             raise ValueError("admin_token must be at least 24 characters long")
         return self
+
+    @field_validator("clusters", mode="before")
+    @classmethod
+    def _split_clusters(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _oakestra_is_configured(self) -> Settings:
+        needs_oakestra = self.orchestrator == "oakestra" or self.accept_oakestra_tokens
+        if needs_oakestra and not self.oakestra_url:
+            raise ValueError(
+                "oakestra_url is required with orchestrator=oakestra or accept_oakestra_tokens: "
+                "set FLOPS_OAKESTRA_URL, e.g. http://root:10000"
+            )
+        if self.orchestrator == "oakestra" and not (
+            self.oakestra_username and self.oakestra_password
+        ):
+            raise ValueError(
+                "orchestrator=oakestra needs an Oakestra account: set FLOPS_OAKESTRA_USERNAME "
+                "and FLOPS_OAKESTRA_PASSWORD"
+            )
+        for name in self.clusters:
+            if not name.isalnum() or len(name) > 30:
+                raise ValueError(
+                    f"cluster name {name!r} in clusters must be 1-30 letters or digits"
+                )
+        return self
+
+    @property
+    def uses_images(self) -> bool:
+        """Whether project services run from container images (else local environments)."""
+        if self.service_runtime == "auto":
+            return self.orchestrator != "local"
+        return self.service_runtime == "images"
 
     @property
     def sqlalchemy_url(self) -> str:
