@@ -2,6 +2,7 @@
 
 from flops_manager.orchestrators.docker_orchestrator import DockerOrchestrator
 from flops_manager.orchestrators.local_orchestrator import LocalOrchestrator
+from flops_manager.orchestrators.oakestra_orchestrator import OakestraOrchestrator
 from flops_manager.orchestrators.orchestrator import (
     ClusterInfo,
     DeployError,
@@ -29,6 +30,7 @@ __all__ = [
     "DockerOrchestrator",
     "LocalOrchestrator",
     "NodeInfo",
+    "OakestraOrchestrator",
     "Orchestrator",
     "OrchestratorError",
     "OrchestratorHealth",

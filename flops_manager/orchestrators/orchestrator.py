@@ -172,6 +172,15 @@ class Orchestrator(abc.ABC):
             The orchestrator cannot be reached now; nothing was deployed.
         """
 
+    def deploy_many(self, specs: list[ServiceSpec]) -> list[str]:
+        """Deploy several services of one project; their ids, in order.
+
+        Backends that can register services together (Oakestra: one request per batch)
+        override this; the default deploys one after the other. If a deploy fails, the
+        services deployed before it keep running: undeploy them (the project runner does).
+        """
+        return [self.deploy(spec) for spec in specs]
+
     @abc.abstractmethod
     def status(self, service_id: str) -> ServiceState:
         """Return the current state of a service.
