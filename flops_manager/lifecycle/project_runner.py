@@ -24,13 +24,22 @@ from flops_manager.environments import EnvironmentBuilder, EnvironmentBuildError
 from flops_manager.lifecycle.embedded_stack import EmbeddedStack
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageSettings, ImageStage
 from flops_manager.lifecycle.project_store import ProjectStore
-from flops_manager.orchestrators import Orchestrator, Resources, ServiceSpec, ServiceStatus
+from flops_manager.orchestrators import (
+    Orchestrator,
+    Placement,
+    PortMapping,
+    Resources,
+    ServiceSpec,
+    ServiceState,
+    ServiceStatus,
+)
 from flops_manager.orchestrators.orchestrator import OrchestratorError
 from flops_manager.repos import RepoFetchError, RepoPolicy, RepoPolicyError, fetch_repo
 from flops_manager.schemas import ProjectCreate, ProjectState
 from flops_utils.logs import get_logger
 from flops_utils.redact import redact_url
 from flops_utils.repo_checker import check_repo
+from image_builder.image_names import image_refs
 
 __all__ = ["ProjectFailure", "ProjectRunner", "RunnerContext"]
 
@@ -60,7 +69,13 @@ class RunnerContext:
     work_dir: Path
     callback_base_url: str
     images: ImageSettings | None = None
-    """Set on container backends: services run images built into this registry."""
+    """Set when services run images: they are built into this registry."""
+    image_registry: str = ""
+    """Registry of the project images (names the images of environment-run Oakestra services)."""
+    configured_clusters: tuple[str, ...] = ()
+    """Clusters for hierarchical FL on backends that do not report their own (`docker`)."""
+    schedule_timeout_s: float = 300.0
+    """How long a remote orchestrator may take to start a service."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +89,11 @@ class ServiceRuntime:
 
     def spec_fields(self, role: str) -> dict[str, Any]:
         """The `ServiceSpec` fields that say what to run for `role`."""
-        if self.environment is not None:
-            return {"environment_path": self.environment, "working_dir": self.repo_dir}
         image = self.aggregator_image if role == "aggregator" else self.learner_image
+        if self.environment is not None:
+            # An image name too where one is known: Oakestra's SLAs need one.
+            return {"environment_path": self.environment, "working_dir": self.repo_dir,
+                    "image": image}  # fmt: skip
         return {"image": image, "working_dir": Path(IMAGE_REPO_DIR)}
 
     @property
@@ -146,13 +163,17 @@ class ProjectRunner(threading.Thread):
         self.context.stack.ensure_started()
         self._check_cancelled()
         config = self.body.training_configuration
+        if config.mode == "hierarchical":
+            return self._train_hierarchical(runtime)
         self.store.transition(
             ProjectState.TRAINING,
             f"starting the aggregator and {config.deployed_learners} learners",
             tracking_url=self.context.stack.tracking_url,
         )
-        aggregator = self._deploy_aggregator(runtime)
-        learners = self._deploy_learners(runtime)
+        aggregator, address = self._deploy_aggregator(runtime, name=f"agg{self.project_id}")
+        learners = self._deploy_learners(
+            runtime, {address: list(range(config.deployed_learners))}, {}
+        )
         succeeded = self._follow(aggregator, learners)
         metrics = succeeded.get("metrics", {})
         model = succeeded.get("model") or {}
@@ -162,6 +183,80 @@ class ProjectRunner(threading.Thread):
             + (f"; model {model['name']} version {model['version']}" if model else "")
         )
         return message, {"training": succeeded}
+
+    def _train_hierarchical(self, runtime: ServiceRuntime) -> tuple[str, dict[str, Any]]:
+        """One cluster aggregator and its learners per cluster, a root aggregator above."""
+        config = self.body.training_configuration
+        clusters, placed = self._clusters()
+        learners_of: dict[str, list[int]] = {name: [] for name in clusters}
+        for i in range(config.deployed_learners):
+            learners_of[clusters[i % len(clusters)]].append(i)
+        for name, members in learners_of.items():
+            if not members:
+                self.store.event(
+                    "cluster_without_learners",
+                    f"cluster {name} gets no learner ({config.deployed_learners} learners for "
+                    f"{len(clusters)} clusters); it takes no part in training",
+                )
+        active = [name for name in clusters if learners_of[name]]
+        self.store.transition(
+            ProjectState.TRAINING,
+            f"starting the root aggregator, {len(active)} cluster aggregators "
+            f"({', '.join(active)}) and {config.deployed_learners} learners",
+            tracking_url=self.context.stack.tracking_url,
+        )
+        root, root_address = self._deploy_aggregator(
+            runtime, name=f"root{self.project_id}", hierarchy=["--hierarchy", "root"],
+            rounds=config.training_cycles, minimum=(len(active),) * 3,
+        )  # fmt: skip
+        cluster_aggregators: list[str] = []
+        addresses: dict[str, list[int]] = {}
+        cluster_of_address: dict[str, str] = {}
+        for index, name in enumerate(active):
+            size = len(learners_of[name])
+            minimum = (
+                min(config.min_available_clients, size), min(config.min_fit_clients, size),
+                min(config.min_evaluate_clients, size),
+            )  # fmt: skip
+            service_id, address = self._deploy_aggregator(
+                runtime, name=f"c{index}{self.project_id}", rounds=config.training_rounds,
+                minimum=minimum, cluster=name if name in placed else None,
+                hierarchy=["--hierarchy", "cluster", "--cluster", name,
+                           "--root-address", root_address],
+            )  # fmt: skip
+            cluster_aggregators.append(service_id)
+            addresses[address] = learners_of[name]
+            cluster_of_address[address] = name
+        placement = {a: c for a, c in cluster_of_address.items() if c in placed}
+        learners = self._deploy_learners(runtime, addresses, placement)
+        succeeded = self._follow(root, cluster_aggregators + learners)
+        metrics = succeeded.get("metrics", {})
+        model = succeeded.get("model") or {}
+        message = (
+            f"trained {config.training_cycles} cycles of {config.training_rounds} rounds in "
+            f"{len(active)} clusters; best cycle {succeeded.get('best_round')}"
+            + (f": accuracy {metrics['accuracy']:.3f}" if "accuracy" in metrics else "")
+            + (f"; model {model['name']} version {model['version']}" if model else "")
+        )
+        return message, {"training": succeeded, "clusters": {c: len(learners_of[c]) for c in
+                                                             active}}  # fmt: skip
+
+    def _clusters(self) -> tuple[list[str], set[str]]:
+        """The clusters to train in, and those the orchestrator can place services on."""
+        known = [c.name for c in self.context.orchestrator.clusters() if c.active]
+        if self.context.orchestrator_kind == "oakestra":
+            if not known:
+                raise ProjectFailure(
+                    "hierarchical training needs an active Oakestra cluster and none is active"
+                )
+            return known, set(known)
+        configured = list(self.context.configured_clusters)
+        if not configured:
+            raise ProjectFailure(
+                f"hierarchical training on the {self.context.orchestrator_kind} orchestrator "
+                "needs clusters: set FLOPS_CLUSTERS on the manager, e.g. edgeA,edgeB"
+            )
+        return configured, set(configured) & set(known)
 
     def _checkout(self) -> Path:
         dest = self.context.work_dir / self.project_id / "repo"
@@ -184,7 +279,17 @@ class ProjectRunner(threading.Thread):
     def _service_runtime(self, repo: Path) -> ServiceRuntime:
         images = self.context.images
         if images is None:
-            return ServiceRuntime(environment=self._environment(repo), repo_dir=repo)
+            environment = self._environment(repo)
+            refs: dict[str, str] = {}
+            if self.context.orchestrator_kind == "oakestra":
+                refs = image_refs(
+                    self.context.image_registry, self.body.customer_id, self.repo_url,
+                    self._commit,
+                )  # fmt: skip
+            return ServiceRuntime(
+                environment=environment, repo_dir=repo, learner_image=refs.get("learner"),
+                aggregator_image=refs.get("aggregator"),
+            )  # fmt: skip
         stage = ImageStage(
             settings=images, orchestrator=self.context.orchestrator, store=self.store,
             deploy=self._deploy_spec, events=self.events, check_cancelled=self._check_cancelled,
@@ -212,44 +317,112 @@ class ProjectRunner(threading.Thread):
             self.store.event("warning", warning)
         return built.path
 
-    def _deploy_aggregator(self, runtime: ServiceRuntime) -> str:
+    def _deploy_aggregator(
+        self, runtime: ServiceRuntime, *, name: str, hierarchy: list[str] | None = None,
+        rounds: int | None = None, minimum: tuple[int, int, int] | None = None,
+        cluster: str | None = None,
+    ) -> tuple[str, str]:  # fmt: skip
+        """Deploy an aggregator; its service id and the address learners connect to."""
         config = self.body.training_configuration
         port = _free_port()
-        self._aggregator_address = f"127.0.0.1:{port}"
+        remote = self.context.orchestrator_kind == "oakestra"
+        listen = f"{'0.0.0.0' if remote else '127.0.0.1'}:{port}"
+        available, fit, evaluate = minimum or (
+            config.min_available_clients,
+            config.min_fit_clients,
+            config.min_evaluate_clients,
+        )
         command = [
             "python", "-m", "flops_aggregator", "--project-id", self.project_id,
             "--repo-dir", runtime.code_dir, "--flavor", self.body.ml_model_flavor.value,
-            "--rounds", str(config.training_rounds),
-            "--min-available-clients", str(config.min_available_clients),
-            "--min-fit-clients", str(config.min_fit_clients),
-            "--min-evaluate-clients", str(config.min_evaluate_clients),
+            "--rounds", str(rounds or config.training_rounds),
+            "--min-available-clients", str(available),
+            "--min-fit-clients", str(fit),
+            "--min-evaluate-clients", str(evaluate),
             "--strategy", config.strategy, "--strategy-params", json.dumps(config.strategy_params),
-            "--address", self._aggregator_address,
+            "--address", listen,
             "--round-timeout", str(config.round_timeout_s),
             "--connect-timeout", str(config.connect_timeout_s),
             "--mlflow-uri", self.context.stack.tracking_url,
             "--repo-url", redact_url(self.repo_url),
+            *(hierarchy or []),
         ]  # fmt: skip
-        name = f"agg{self.project_id}"[:30]
+        if hierarchy and hierarchy[1] == "root":
+            # Each root round waits for `training_rounds` cluster rounds.
+            command[command.index("--round-timeout") + 1] = str(
+                config.round_timeout_s * (config.training_rounds + 1)
+            )
         platforms: list[str] = list(self.body.supported_platforms)
-        return self._deploy("aggregator", name, command, runtime, platforms)
+        ports = [PortMapping(container_port=port)] if remote else []
+        service_id = self._deploy(
+            "aggregator", name, command, runtime, platforms, ports=ports,
+            placement=Placement(cluster=cluster),
+        )  # fmt: skip
+        if not remote:
+            return service_id, f"127.0.0.1:{port}"
+        state = self._wait_started(service_id, f"aggregator {name}")
+        return service_id, state.address or f"127.0.0.1:{port}"
 
-    def _deploy_learners(self, runtime: ServiceRuntime) -> list[str]:
+    def _deploy_learners(
+        self, runtime: ServiceRuntime, learners: dict[str, list[int]], clusters: dict[str, str]
+    ) -> list[str]:
+        """Deploy learners by the aggregator address they train with; their service ids."""
         config = self.body.training_configuration
-        learners = []
-        for i in range(config.deployed_learners):
-            command = [
-                "python", "-m", "flops_learner", "--project-id", self.project_id,
-                "--name", f"learner{i}", "--repo-dir", runtime.code_dir,
-                "--aggregator", self._aggregator_address,
-                "--data-server", self.context.stack.data_server(i),
-                "--data-tags", ",".join(config.data_tags),
-                "--connect-timeout", str(config.connect_timeout_s),
-            ]  # fmt: skip
-            name = f"l{i}{self.project_id}"[:30]
-            platforms = self.body.learner_platform(i)
-            learners.append(self._deploy("learner", name, command, runtime, platforms))
-        return learners
+        specs = []
+        for address, indexes in learners.items():
+            for i in indexes:
+                command = [
+                    "python", "-m", "flops_learner", "--project-id", self.project_id,
+                    "--name", f"learner{i}", "--repo-dir", runtime.code_dir,
+                    "--aggregator", address,
+                    "--data-server", self.context.stack.data_server(i),
+                    "--data-tags", ",".join(config.data_tags),
+                    "--connect-timeout", str(config.connect_timeout_s),
+                ]  # fmt: skip
+                specs.append(
+                    self._spec(
+                        "learner",
+                        f"l{i}{self.project_id}"[:30],
+                        command,
+                        runtime,
+                        self.body.learner_platform(i),
+                        placement=Placement(cluster=clusters.get(address)),
+                    )
+                )
+        try:
+            self._check_cancelled()
+            ids = self.context.orchestrator.deploy_many(specs)
+        except OrchestratorError as e:
+            raise ProjectFailure(f"cannot start the learners: {e}") from e
+        for service_id in ids:
+            self.store.add_service(service_id, "learner", self.context.orchestrator_kind)
+        if self.context.orchestrator_kind == "oakestra":
+            for service_id, spec in zip(ids, specs, strict=True):
+                self._wait_started(service_id, f"learner {spec.name}")
+        return ids
+
+    def _wait_started(self, service_id: str, what: str) -> ServiceState:
+        """Wait until a remote service runs (or has already finished); fail if it cannot."""
+        orchestrator = self.context.orchestrator
+        deadline = time.monotonic() + self.context.schedule_timeout_s
+        while True:
+            self._check_cancelled()
+            state = orchestrator.status(service_id)
+            if state.status in (ServiceStatus.RUNNING, ServiceStatus.COMPLETED):
+                return state
+            if state.status.terminal:
+                lines = [line for line in orchestrator.logs(service_id, tail=5) if line.strip()]
+                output = " | ".join(line.strip() for line in lines if line.strip() != state.message)
+                raise ProjectFailure(
+                    f"the {self.context.orchestrator_kind} orchestrator could not start the "
+                    f"{what}: {state.message}" + (f"; last output: {output}" if output else "")
+                )
+            if time.monotonic() > deadline:
+                raise ProjectFailure(
+                    f"the {self.context.orchestrator_kind} orchestrator did not start the {what} "
+                    f"within {self.context.schedule_timeout_s:.0f} s ({state.message})"
+                )
+            time.sleep(0.2)
 
     def _callback_env(self) -> dict[str, str]:
         base = self.context.callback_base_url
@@ -258,17 +431,26 @@ class ProjectRunner(threading.Thread):
             "FLOPS_CALLBACK_TOKEN": self.callback_token,
         }
 
-    def _deploy(
+    def _spec(
         self, role: str, name: str, command: list[str], runtime: ServiceRuntime,
-        platforms: list[str],
-    ) -> str:  # fmt: skip
+        platforms: list[str], *, ports: list[PortMapping] | None = None,
+        placement: Placement | None = None,
+    ) -> ServiceSpec:  # fmt: skip
         limits = self.body.resource_constraints
-        spec = ServiceSpec(
+        return ServiceSpec(
             name=name, project_id=self.project_id, role=role, command=command, one_shot=True,
             platforms=list(platforms), **runtime.spec_fields(role),
             resources=Resources(memory_mb=limits.memory, vcpus=limits.vcpus),
-            env=self._callback_env(),
+            env=self._callback_env(), ports=ports or [], placement=placement or Placement(),
         )  # fmt: skip
+
+    def _deploy(
+        self, role: str, name: str, command: list[str], runtime: ServiceRuntime,
+        platforms: list[str], *, ports: list[PortMapping] | None = None,
+        placement: Placement | None = None,
+    ) -> str:  # fmt: skip
+        spec = self._spec(role, name, command, runtime, platforms, ports=ports,
+                          placement=placement)  # fmt: skip
         try:
             return self._deploy_spec(spec)
         except OrchestratorError as e:
@@ -282,6 +464,8 @@ class ProjectRunner(threading.Thread):
         return service_id
 
     def _follow(self, aggregator: str, learners: list[str]) -> dict[str, Any]:
+        # `learners` are the services below the top aggregator: learners and, in hierarchical
+        # mode, cluster aggregators.
         """Wait for the aggregator's outcome, watching the processes as well as the events."""
         orchestrator = self.context.orchestrator
         while True:
@@ -305,7 +489,7 @@ class ProjectRunner(threading.Thread):
                     lines = orchestrator.logs(service_id, tail=5)
                     message = _exit_message(state.name, state.exit_code, lines)
                     self._learner_failures[service_id] = message
-                    self.store.event("learner_failed", message)
+                    self.store.event(f"{state.role}_failed", message)
             state = orchestrator.status(aggregator)
             if state.status.terminal and self.events.empty():
                 time.sleep(1.0)  # its last event may still be on its way

@@ -48,17 +48,34 @@ class ManagerRuntime:
         data_dir = settings.data_dir
         images: ImageSettings | None = None
         stack_orchestrator: Orchestrator | None = None
+        clusters = {name: [f"{name}node"] for name in settings.clusters} or None
         if settings.orchestrator == "local":
-            orchestrator = create_orchestrator("local", state_dir=data_dir / "services")
-        else:
-            # Project services run as containers; the shared services stay local processes.
-            # One label per data directory: a restarted manager finds its own containers, and
-            # managers sharing a Docker host do not see each other's.
-            instance = "flops-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
             orchestrator = create_orchestrator(
-                settings.orchestrator, base_url=settings.docker_host, instance=instance
+                "local", state_dir=data_dir / "services", clusters=clusters
             )
+        else:
+            # Project services run elsewhere; the shared services stay local processes.
+            if settings.orchestrator == "docker":
+                # One label per data directory: a restarted manager finds its own containers,
+                # and managers sharing a Docker host do not see each other's.
+                digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
+                orchestrator = create_orchestrator(
+                    "docker", base_url=settings.docker_host, instance=f"flops-{digest}"
+                )
+            else:
+                assert settings.oakestra_url and settings.oakestra_username
+                assert settings.oakestra_password is not None
+                orchestrator = create_orchestrator(
+                    "oakestra",
+                    base_url=settings.oakestra_url,
+                    username=settings.oakestra_username,
+                    password=settings.oakestra_password.get_secret_value(),
+                    retries=settings.oakestra_retries,
+                    backoff_s=settings.oakestra_backoff_s,
+                    poll_s=settings.oakestra_poll_s,
+                )
             stack_orchestrator = create_orchestrator("local", state_dir=data_dir / "services")
+        if settings.uses_images:
             images = ImageSettings.from_settings(settings)
         stack = EmbeddedStack(
             orchestrator=stack_orchestrator or orchestrator,
@@ -84,6 +101,9 @@ class ManagerRuntime:
             work_dir=data_dir / "projects",
             callback_base_url=settings.callback_base_url,
             images=images,
+            image_registry=settings.registry,
+            configured_clusters=tuple(settings.clusters),
+            schedule_timeout_s=settings.oakestra_schedule_timeout_s,
         )
         lifecycle = ProjectLifecycle(database=database, context=context)
         runtime = cls(orchestrator, stack, lifecycle, stack_orchestrator=stack_orchestrator)

@@ -50,7 +50,10 @@ class TrainingConfiguration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["classic", "hierarchical"] = Field(
-        "classic", description="classic (one aggregator) or hierarchical (per cluster)."
+        "classic",
+        description="classic (one aggregator) or hierarchical (an aggregator per cluster, "
+        "learners spread over the clusters round-robin, a root aggregator above; the "
+        "min_*_clients apply per cluster, capped by the cluster's learners).",
     )
     data_tags: list[str] = Field(
         min_length=1,
@@ -58,7 +61,10 @@ class TrainingConfiguration(BaseModel):
     )
     training_rounds: int = Field(3, ge=1, le=10_000, description="Rounds of training.")
     training_cycles: int = Field(
-        1, ge=1, le=1_000, description="Root rounds in hierarchical mode (each runs the rounds)."
+        1,
+        ge=1,
+        le=1_000,
+        description="Root rounds in hierarchical mode; each runs training_rounds in every cluster.",
     )
     min_available_clients: int = Field(1, ge=1, description="Learners needed to start.")
     min_fit_clients: int = Field(1, ge=1, description="Learners that train in each round.")
@@ -92,8 +98,6 @@ class TrainingConfiguration(BaseModel):
 
     @model_validator(mode="after")
     def _counts_fit(self) -> TrainingConfiguration:
-        if self.mode == "hierarchical":
-            raise ValueError("mode 'hierarchical' is not available yet; use 'classic'")
         learners = self.deployed_learners
         for field in ("min_available_clients", "min_fit_clients", "min_evaluate_clients"):
             if getattr(self, field) > learners:

@@ -42,7 +42,7 @@ def test_an_original_flops_body_is_accepted() -> None:
         ({"strategy": "FedAverage"}, "strategy", "unknown strategy 'FedAverage'"),
         ({"data_tags": []}, "data_tags", "at least 1 item"),
         ({"min_fit_clients": 3, "min_available_clients": 3, "learners": 2}, None, "exceeds"),
-        ({"mode": "hierarchical"}, None, "not available yet"),
+        ({"mode": "hierarchical", "training_cycles": 0}, "training_cycles", "greater than"),
     ],
 )
 def test_bad_training_configuration_names_the_field(
@@ -55,6 +55,16 @@ def test_bad_training_configuration_names_the_field(
     assert first["loc"][0] == "training_configuration"
     if field is not None:
         assert field in first["loc"]
+
+
+def test_hierarchical_mode_is_accepted_with_cycles() -> None:
+    body = _body(mode="hierarchical", training_cycles=3, learners=4)
+    config = ProjectCreate.model_validate(body).training_configuration
+    assert (config.mode, config.training_cycles, config.deployed_learners) == (
+        "hierarchical",
+        3,
+        4,
+    )
 
 
 def test_unknown_flavor_and_platform_are_refused() -> None:
