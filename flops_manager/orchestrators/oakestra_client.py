@@ -65,7 +65,9 @@ def error_text(response: httpx.Response) -> str:
     except ValueError:
         body = response.text
     if isinstance(body, dict):
-        parts = [str(body[key]) for key in ("message", "msg", "error") if body.get(key)]
+        # flask-smorest drops abort()'s message: often only {"code", "status"} is left.
+        keys = ("message", "msg", "error", "status")
+        parts = [str(body[key]) for key in keys if isinstance(body.get(key), str) and body[key]]
         errors = body.get("errors")
         if errors:
             parts.append(json.dumps(errors, sort_keys=True)[:400])

@@ -325,9 +325,21 @@ class OakestraOrchestrator(Orchestrator):
         cluster_id = str(instance.get("cluster_id") or "") if instance else ""
         return self._state(
             service_id, record, status, address, message,
-            cluster=self._cluster_names.get(cluster_id, cluster_id or None),
+            cluster=self._cluster_name(cluster_id) if cluster_id else None,
             node=str(instance.get("worker_id")) if instance and instance.get("worker_id") else None,
         )  # fmt: skip
+
+    def _cluster_name(self, cluster_id: str) -> str:
+        """A cluster's name from its id; the list of all clusters is fetched when unknown."""
+        if cluster_id not in self._cluster_names:
+            try:
+                reply = self.client.request("GET", "/api/clusters/", authenticated=False)
+            except OrchestratorError:
+                return cluster_id
+            for item in reply if isinstance(reply, list) else []:
+                if isinstance(item, dict) and item.get("cluster_name"):
+                    self._cluster_names[_object_id(item.get("_id"))] = str(item["cluster_name"])
+        return self._cluster_names.get(cluster_id, cluster_id)
 
     def _state(
         self, service_id: str, record: _Record, status: ServiceStatus, address: str | None,
