@@ -4,16 +4,21 @@ Authentication: clients send `Authorization: Bearer <token>`. The configured adm
 (`FLOPS_ADMIN_TOKEN`, compared in constant time) makes the caller the admin, customer
 `"Admin"`; any other token is looked up by its SHA-256 hash among the stored, unrevoked API
 tokens. The bare token without the `Bearer ` prefix is accepted too, because the original
-FLOps CLI sends it that way.
+FLOps CLI sends it that way. With `accept_oakestra_tokens`, a token that is neither and looks
+like a JWT is taken for an Oakestra access token (what `oak addon flops` sends) and checked
+with the Oakestra root (`services/oakestra_auth.py`): the Oakestra user is the customer.
+FLOps tokens are tried first because that costs one local lookup and no network call.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -25,6 +30,7 @@ from flops_manager.api.errors import (
 from flops_manager.core.config import Settings
 from flops_manager.db import Database
 from flops_manager.lifecycle.runtime import ManagerRuntime
+from flops_manager.services.oakestra_auth import OakestraTokenVerifier, looks_like_jwt
 from flops_manager.services.tokens import Caller, authenticate
 from flops_utils.logs import get_logger
 
@@ -36,6 +42,7 @@ __all__ = [
     "DatabaseDep",
     "HealthCheck",
     "ManagerContext",
+    "RequestedCustomerId",
     "RuntimeDep",
     "SessionDep",
     "SettingsDep",
@@ -43,9 +50,11 @@ __all__ = [
     "get_context",
     "get_current_caller",
     "get_database",
+    "get_requested_customer_id",
     "get_runtime",
     "get_session",
     "get_settings",
+    "requested_customer",
 ]
 
 _log = get_logger("manager.api")
@@ -70,6 +79,9 @@ class ManagerContext:
         Placeholder for the project lifecycle, filled in by a later part.
     health_checks : list[HealthCheck]
         Extra checks `GET /api/flops/health` runs (orchestrator, MLflow, ...).
+    oakestra_verifier : OakestraTokenVerifier | None
+        Checks Oakestra access tokens; built from the settings when
+        `accept_oakestra_tokens` is on, else None (Oakestra tokens are then refused).
     """
 
     settings: Settings
@@ -77,6 +89,11 @@ class ManagerContext:
     orchestrator: object | None = None
     lifecycle: object | None = None
     health_checks: list[HealthCheck] = field(default_factory=list)
+    oakestra_verifier: OakestraTokenVerifier | None = None
+
+    def __post_init__(self) -> None:
+        if self.oakestra_verifier is None and self.settings.accept_oakestra_tokens:
+            self.oakestra_verifier = OakestraTokenVerifier.from_settings(self.settings)
 
 
 def get_context(request: Request) -> ManagerContext:
@@ -140,7 +157,9 @@ _bearer = _BearerToken(
     description=(
         "An API token: `Authorization: Bearer <token>`. The configured admin token or one "
         "created with `POST /api/flops/tokens`. The bare token without `Bearer ` is accepted "
-        "too (the original FLOps CLI sends it that way)."
+        "too (the original FLOps CLI sends it that way). With FLOPS_ACCEPT_OAKESTRA_TOKENS, an "
+        "Oakestra access token works too (what `oak addon flops` sends); the Oakestra user is "
+        "the customer."
     ),
 )
 
@@ -152,29 +171,48 @@ def get_current_caller(
 ) -> Caller:
     """Return who sent the request, or raise `NotAuthenticatedError` (401).
 
+    FLOps tokens (the admin token, stored API tokens) are tried first; then, if the manager
+    accepts Oakestra tokens and this one looks like a JWT, the Oakestra root is asked.
+
     Parameters
     ----------
     context : ManagerContext
-        The manager's context (for the configured admin token).
+        The manager's context (for the configured admin token and the Oakestra verifier).
     session : Session
         The request's database session (for stored tokens).
     credentials : HTTPAuthorizationCredentials | None
         The token from the `Authorization` header, if any.
+
+    Raises
+    ------
+    NotAuthenticatedError
+        No token, or an unknown or revoked FLOps token (401).
+    InvalidOakestraTokenError
+        An Oakestra token that Oakestra does not accept, or an expired one (401).
+    OakestraUserNotAllowedError
+        A valid Oakestra user whose name cannot be a FLOps customer id (403).
+    OakestraUnavailableError
+        An Oakestra token, and the Oakestra root cannot be asked (503).
     """
     if credentials is None:
         raise NotAuthenticatedError(
             "missing API token: send the header 'Authorization: Bearer <token>'"
         )
+    token = credentials.credentials
     admin_token = context.settings.admin_token
     caller = authenticate(
         session=session,
-        token=credentials.credentials,
+        token=token,
         admin_token=admin_token.get_secret_value() if admin_token is not None else None,
     )
-    if caller is None:
-        _log.info("rejected an unknown or revoked API token")
-        raise NotAuthenticatedError("invalid or revoked API token")
-    return caller
+    if caller is not None:
+        return caller
+    verifier = context.oakestra_verifier
+    if verifier is not None and looks_like_jwt(token):
+        session.rollback()  # end the read transaction before a network call
+        return verifier.verify(token)
+    _log.info("rejected an unknown or revoked API token")
+    raise NotAuthenticatedError("invalid or revoked API token")
 
 
 CurrentCaller = Annotated[Caller, Depends(get_current_caller)]
@@ -188,6 +226,77 @@ def get_admin_caller(caller: CurrentCaller) -> Caller:
 
 
 AdminCaller = Annotated[Caller, Depends(get_admin_caller)]
+
+
+async def get_requested_customer_id(
+    request: Request,
+    customer_id: Annotated[
+        str | None,
+        Query(
+            alias="customerID",
+            max_length=128,
+            description="Whose resource (original FLOps); it may also come as the JSON body "
+            '`{"customerID": "..."}`, as the Python oak CLI sends it. Default: the caller.',
+        ),
+    ] = None,
+) -> str | None:
+    """The `customerID` a request names: from the query string or a JSON body, or None.
+
+    The original FLOps manager read it from a JSON body even on GET and DELETE; the Go oak CLI
+    sends it as a query parameter. An empty body, or a body without `customerID`, names none.
+
+    Raises
+    ------
+    RequestValidationError
+        The body is not JSON, `customerID` is not a string, or query and body disagree (422).
+    """
+    raw = await request.body()
+    from_body: str | None = None
+    if raw.strip():
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise RequestValidationError(
+                [{"loc": ("body",), "type": "value_error",
+                  "msg": 'the body must be empty or a JSON object like {"customerID": "..."}'}]
+            )  # fmt: skip
+        value = body.get("customerID", body.get("customer_id"))
+        if value is not None and not isinstance(value, str):
+            raise RequestValidationError(
+                [{"loc": ("body", "customerID"), "type": "string_type",
+                  "msg": "customerID must be a string"}]
+            )  # fmt: skip
+        from_body = value
+    if customer_id is not None and from_body is not None and customer_id != from_body:
+        raise RequestValidationError(
+            [{"loc": ("query", "customerID"), "type": "value_error",
+              "msg": f"customerID is {customer_id!r} in the query but {from_body!r} in the body"}]
+        )  # fmt: skip
+    return customer_id if customer_id is not None else from_body
+
+
+RequestedCustomerId = Annotated[str | None, Depends(get_requested_customer_id)]
+
+
+def requested_customer(caller: Caller, requested: str | None) -> str:
+    """The customer a request is about: `requested` if the caller may act for it, else 403.
+
+    Parameters
+    ----------
+    caller : Caller
+        Who sent the request; the admin may name any customer.
+    requested : str | None
+        The `customerID` the request names, if any; None means the caller itself.
+    """
+    if requested is None or requested == caller.customer_id:
+        return caller.customer_id
+    if not caller.is_admin:
+        raise PermissionDeniedError(
+            f"customerID {requested!r} does not match the token's customer {caller.customer_id!r}"
+        )
+    return requested
 
 
 def get_runtime(context: ContextDep) -> ManagerRuntime:

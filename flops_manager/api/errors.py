@@ -23,6 +23,11 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flops_manager.repos.git_checkout import RepoPolicyError
+from flops_manager.services.oakestra_auth import (
+    InvalidOakestraTokenError,
+    OakestraUnavailableError,
+    OakestraUserNotAllowedError,
+)
 from flops_manager.services.projects import ProjectConflictError, ProjectNotFoundError
 from flops_manager.services.tokens import InvalidCustomerIdError, TokenNotFoundError
 from flops_utils.logs import get_logger
@@ -65,7 +70,10 @@ class ManagerNotReadyError(Exception):
 #: entry; later parts of the manager add their exceptions here.
 ERROR_CATALOG: dict[type[Exception], tuple[int, str]] = {
     NotAuthenticatedError: (401, "{exc}"),
+    InvalidOakestraTokenError: (401, "{exc}"),
     PermissionDeniedError: (403, "{exc}"),
+    OakestraUserNotAllowedError: (403, "{exc}"),
+    OakestraUnavailableError: (503, "{exc}"),
     TokenNotFoundError: (404, "API token {token_id} not found"),
     InvalidCustomerIdError: (422, "{exc}"),
     RepoPolicyError: (422, "{exc}"),
@@ -104,6 +112,10 @@ class ValidationErrorBody(BaseModel):
 #: The error response every authenticated route can give, for its OpenAPI page.
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No token, or an invalid or revoked one."},
+    503: {
+        "model": ErrorBody,
+        "description": "An Oakestra token was sent and the Oakestra root cannot check it.",
+    },
 }
 #: The error responses of admin-only routes.
 ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {

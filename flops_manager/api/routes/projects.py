@@ -37,7 +37,11 @@ def create_project(
     request: Request,
     response: Response,
 ) -> dict[str, Any]:
-    """Accept a project and start it in the background; answers at once with its id."""
+    """Accept a project and start it in the background; answers at once with its id.
+
+    `message` is what the original FLOps manager answered; the `oak addon flops project` CLI
+    prints the reply as it is.
+    """
     try:
         runtime.lifecycle.context.repo_policy.check(body.ml_repo_url)
     except RepoPolicyError as e:
@@ -52,7 +56,12 @@ def create_project(
     runtime.lifecycle.start(project.id, body=body, repo_url=body.ml_repo_url, token=token)
     url = str(request.url_for("get_project", project_id=project.id))
     response.headers["Location"] = url
-    return {"id": project.id, "url": url, "state": project.state}
+    return {
+        "id": project.id,
+        "url": url,
+        "state": project.state,
+        "message": "New FLOps project started successfully",
+    }
 
 
 @router.get("/projects")
