@@ -197,6 +197,7 @@ class DockerManager:
             "FLOPS_REGISTRY": registry, "FLOPS_BUILDER_IMAGE": builder_image,
             "FLOPS_ALLOWED_REPO_SCHEMES": '["http", "https"]',
             "FLOPS_BUILDER_CACHE_VOLUME": BUILD_CACHE,
+            "FLOPS_CLUSTERS": "edgeA,edgeB",  # for hierarchical projects
         }  # fmt: skip
         if docker_host:
             settings["FLOPS_DOCKER_HOST"] = docker_host

@@ -155,6 +155,36 @@ def test_the_same_commit_reuses_its_images_and_a_model_change_rebuilds_only_the_
         assert differing and min(differing) >= len(old[platform]) - 2, (platform, differing)
 
 
+def test_a_hierarchical_project_trains_in_containers_per_configured_cluster(
+    manager: DockerManager, git_server: GitServer, digits_repo: Path
+) -> None:
+    # Prepare: two clusters configured on the manager (FLOPS_CLUSTERS), four amd64 learners
+    body = _body(git_server.url("sklearn-digits")) | {"learner_platforms": None}
+    body["training_configuration"] |= {
+        "mode": "hierarchical", "learners": 4, "training_cycles": 2, "training_rounds": 1,
+        "min_available_clients": 2, "min_fit_clients": 2, "min_evaluate_clients": 2,
+    }  # fmt: skip
+
+    # Execute
+    project_id = manager.api("POST", "/projects", json=body).json()["id"]
+    project = manager.wait_state(project_id, FINAL, timeout=3000)
+
+    # Assert: a root and two cluster aggregators as containers, cluster runs under the root
+    assert project["state"] == "completed", project["message"]
+    assert project["result"]["clusters"] == {"edgeA": 2, "edgeB": 2}
+    containers = _project_containers(project_id, running_only=False)
+    roles = sorted(c.labels.get("io.flops.role") for c in containers)
+    assert roles.count("aggregator") == 3 and roles.count("learner") == 4
+    client = MlflowClient(manager.tracking_url)
+    root = client.get_run(project["result"]["training"]["mlflow_run_id"])
+    assert len(client.get_metric_history(root.info.run_id, "accuracy")) == 2
+    children = client.search_runs(
+        [root.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{root.info.run_id}'"
+    )
+    assert sorted(r.data.tags["flops.cluster"] for r in children) == ["edgeA", "edgeB"]
+    assert _project_containers(project_id) == []
+
+
 def test_unresolvable_dependencies_fail_with_the_resolvers_message_and_leave_nothing(
     manager: DockerManager, git_server: GitServer, tmp_path: Path
 ) -> None:

@@ -1,0 +1,153 @@
+"""Hierarchical FL through a real manager on the `local` backend with configured clusters."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import free_port
+from tests.flops_manager.api.conftest import (
+    ADMIN_TOKEN,
+    ManagerServer,
+    _wait_until_healthy,
+    kill_leftover_services,
+    manager_env,
+    start_manager,
+    stop_process_group,
+)
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[3]
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+FINAL = {"completed", "failed", "cancelled"}
+
+
+class Manager:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        port = free_port()
+        env = manager_env(
+            FLOPS_ADMIN_TOKEN=ADMIN_TOKEN, FLOPS_HOST="127.0.0.1", FLOPS_PORT=str(port),
+            FLOPS_DATA_DIR=str(workdir / "data"), FLOPS_MLFLOW_PORT=str(free_port()),
+            FLOPS_DATA_SERVER_PORT=str(free_port()), FLOPS_LOCAL_NODES="4",
+            FLOPS_ALLOW_LOCAL_REPOS="true", FLOPS_CLUSTERS="edgeA,edgeB",
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{port}"
+        process, log = start_manager(workdir, env)
+        self.server = ManagerServer(self.url, ADMIN_TOKEN, process, log)
+
+    def stop(self) -> None:
+        stop_process_group(self.server.process)
+        kill_leftover_services(self.workdir / "data" / "services")
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        kwargs.setdefault("headers", ADMIN)
+        return httpx.request(method, f"{self.url}/api/flops{path}", timeout=120, **kwargs)
+
+    def run(self, body: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+        created = self.api("POST", "/projects", json=body)
+        assert created.status_code == 201, created.text
+        project_id = created.json()["id"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            project = self.api("GET", f"/projects/{project_id}").json()
+            if project["state"] in FINAL:
+                return dict(project)
+            time.sleep(0.3)
+        raise AssertionError(f"project {project_id} did not finish: {project}")
+
+
+@pytest.fixture(scope="module")
+def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manager]:
+    manager = Manager(tmp_path_factory.mktemp("hfl"))
+    try:
+        _wait_until_healthy(manager.server, timeout=120)
+        response = manager.api(
+            "POST", "/mocks",
+            json={"customerID": "Admin", "mock_data_configuration": {
+                "dataset_name": "digits", "number_of_partitions": 4, "data_tag": "digits"}},
+        )  # fmt: skip
+        assert response.status_code == 201, response.text
+        yield manager
+    finally:
+        manager.stop()
+
+
+@pytest.fixture(scope="module")
+def repo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    repo = tmp_path_factory.mktemp("repos") / "sklearn-digits"
+    shutil.copytree(ROOT / "examples" / "sklearn-digits", repo)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "example"]):
+        subprocess.run([*git, *args], cwd=repo, check=True)
+    return f"file://{repo}"
+
+
+def _body(repo_url: str, **training: Any) -> dict[str, Any]:
+    return {
+        "customerID": "Admin",
+        "ml_repo_url": repo_url,
+        "ml_model_flavor": "sklearn",
+        "training_configuration": {
+            "data_tags": ["digits"], "min_available_clients": 2, "min_fit_clients": 2,
+            "min_evaluate_clients": 2, **training,
+        },
+    }  # fmt: skip
+
+
+def test_hierarchical_matches_classic_with_the_same_learners_and_rounds(
+    manager: Manager, repo_url: str
+) -> None:
+    # Execute: 4 learners; classic 4 rounds against 2 cycles of 2 rounds in 2 clusters
+    classic = manager.run(_body(repo_url, learners=4, training_rounds=4))
+    hierarchical = manager.run(
+        _body(repo_url, learners=4, mode="hierarchical", training_cycles=2, training_rounds=2)
+    )
+
+    # Assert
+    assert classic["state"] == "completed", classic["message"]
+    assert hierarchical["state"] == "completed", hierarchical["message"]
+    assert hierarchical["result"]["clusters"] == {"edgeA": 2, "edgeB": 2}
+    assert "2 cycles of 2 rounds in 2 clusters" in hierarchical["message"]
+    accuracy = hierarchical["result"]["training"]["metrics"]["accuracy"]
+    assert abs(accuracy - classic["result"]["training"]["metrics"]["accuracy"]) <= 0.03
+    # MLflow: the root run has one accuracy per cycle; each cluster's run is its child,
+    # tagged with the cluster, with one accuracy per cluster round
+    client = MlflowClient(manager.api("GET", "/tracking").json()["tracking_url"])
+    root = client.get_run(hierarchical["result"]["training"]["mlflow_run_id"])
+    assert len(client.get_metric_history(root.info.run_id, "accuracy")) == 2
+    children = client.search_runs(
+        [root.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{root.info.run_id}'"
+    )
+    assert sorted(run.data.tags["flops.cluster"] for run in children) == ["edgeA", "edgeB"]
+    for run in children:
+        assert len(client.get_metric_history(run.info.run_id, "accuracy")) == 4
+    roles = [s["role"] for s in hierarchical["services"]]
+    assert roles.count("aggregator") == 3 and roles.count("learner") == 4
+    assert all(s["undeployed_at"] for s in hierarchical["services"])
+
+
+def test_a_cluster_without_learners_is_reported_and_left_out(
+    manager: Manager, repo_url: str
+) -> None:
+    # Execute: one learner for two clusters
+    project = manager.run(
+        _body(repo_url, learners=1, min_available_clients=1, min_fit_clients=1,
+              min_evaluate_clients=1, mode="hierarchical", training_cycles=1, training_rounds=1)
+    )  # fmt: skip
+
+    # Assert
+    assert project["state"] == "completed", project["message"]
+    assert project["result"]["clusters"] == {"edgeA": 1}
+    events = manager.api("GET", f"/projects/{project['id']}/events").json()
+    reported = [e["message"] for e in events if e["type"] == "cluster_without_learners"]
+    assert reported and "edgeB" in reported[0]
