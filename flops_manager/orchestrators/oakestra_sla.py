@@ -16,6 +16,7 @@ from typing import Any
 
 from flops_manager.orchestrators.orchestrator import DeployError
 from flops_manager.orchestrators.service_spec import ServiceSpec
+from flops_utils.redact import redact_url
 
 __all__ = ["NAME_PATTERN", "application_name", "application_sla", "microservice"]
 
@@ -49,6 +50,13 @@ def microservice(spec: ServiceSpec, *, namespace: str) -> dict[str, Any]:
         )
     command = list(spec.command)
     env = dict(spec.env)
+    for key, value in env.items():
+        if _has_credentials(value):
+            raise DeployError(
+                f"service {spec.name}: environment variable {key} holds a URL with credentials, "
+                "and Oakestra keeps SLAs in clear text, so FLOps does not send credentials "
+                "through it: use a URL the workers can reach without credentials"
+            )
     if spec.environment_path is not None:
         # A Python environment on this machine: only workers that share its file system
         # (a one-host Oakestra, the tests' fake) can run it.
@@ -89,6 +97,13 @@ def microservice(spec: ServiceSpec, *, namespace: str) -> dict[str, Any]:
     if len(spec.platforms) == 1:
         entry["platform"] = spec.platforms[0]
     return entry
+
+
+def _has_credentials(value: str) -> bool:
+    try:
+        return redact_url(value) != value
+    except ValueError:  # not a URL
+        return False
 
 
 def application_sla(

@@ -103,11 +103,19 @@ def list_events(*, session: Session, project_id: str, after: int = 0) -> list[Pr
     return list(session.scalars(query))
 
 
+_FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+
+
 def authorize_callback(*, session: Session, project_id: str, token: str | None) -> Project:
-    """The project whose services hold `token`; `ProjectNotFoundError` otherwise."""
+    """The project whose services hold `token`; `ProjectNotFoundError` otherwise.
+
+    A callback token travels with the project's services (in Oakestra, inside their SLAs), so
+    it stops working when the project reaches a final state.
+    """
     project = session.get(Project, project_id)
     if (
         project is None
+        or project.state in _FINAL_STATES
         or not token
         or not project.callback_token_hash
         or not tokens_match(hash_token(token), project.callback_token_hash)

@@ -248,3 +248,37 @@ def test_a_spec_without_an_image_is_refused_before_any_call(oak: OakestraOrchest
 
     with pytest.raises(DeployError, match="container images"):
         oak.deploy(ServiceSpec(name="x", project_id="p1", role="learner", command=["true"]))
+
+
+def test_credentials_in_the_environment_never_reach_an_sla(
+    fake: FakeOakestra, oak: OakestraOrchestrator
+) -> None:
+    from flops_manager.orchestrators import DeployError
+
+    # Execute: the image builder's spec for a repo URL with a token in it
+    builder = spec(
+        "builder", "pass", privileged=True, volumes={"flops-build-cache": "/var/lib/containers"},
+        env={"FLOPS_REPO_URL": "https://me:s3cr3t-token@git.example.org/me/repo.git"},
+    )  # fmt: skip
+    with pytest.raises(DeployError, match="FLOPS_REPO_URL holds a URL with credentials") as error:
+        oak.deploy(builder)
+
+    # Assert
+    assert "s3cr3t-token" not in str(error.value)
+    assert fake.received_slas == [] and fake.applications() == []
+
+
+def test_the_builder_sla_validates_against_the_schema(
+    fake: FakeOakestra, oak: OakestraOrchestrator
+) -> None:
+    builder = spec(
+        "b1", "pass", privileged=True, volumes={"flops-build-cache": "/var/lib/containers"},
+        env={"FLOPS_REPO_URL": "https://git.example.org/me/repo.git", "STORAGE_DRIVER": "vfs"},
+        platforms=["linux/amd64", "linux/arm64"],
+    )  # fmt: skip
+    service_id = oak.deploy(builder)
+    jsonschema.validate(fake.received_slas[0], SCHEMA)
+    entry = fake.received_slas[0]["applications"][0]["microservices"][0]
+    assert entry["privileged"] is True and "platform" not in entry  # a multi-platform image
+    assert "STORAGE_DRIVER=vfs" in entry["environment"]
+    assert wait(oak, service_id).status is ServiceStatus.COMPLETED
