@@ -47,5 +47,8 @@ bench-api: $(STAMP)
 bench-images: $(STAMP)
 	$(BIN)/python bench/image_build.py $(ARGS)
 
+bench-hfl: $(STAMP)
+	$(BIN)/python bench/hfl_traffic.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -18,15 +18,15 @@ from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server.superlink.fleet.grpc_bidi.grpc_server import start_grpc_server
 
 from flops_aggregator.client_manager import FlopsClientManager
-from flops_aggregator.config import AggregatorConfig
+from flops_aggregator.config import AggregatorConfig, Hierarchy
 from flops_aggregator.errors import AggregatorError, CancelledError, ConfigurationError
+from flops_aggregator.hierarchy import RootRoundConfig
+from flops_aggregator.runs import check_repo_requirements, report_failure, run_params, run_tags
 from flops_aggregator.server import ObservedServer, RoundResult
 from flops_aggregator.strategies import StrategyConfigError, build_strategy
 from flops_aggregator.tracking import MlflowTracker, RegisteredModel
 from flops_utils.events import EventReporter, EventType
 from flops_utils.logs import get_logger
-from flops_utils.redact import redact_url
-from flops_utils.repo_checker import check_repo
 from flops_utils.user_code import UserCodeError, call_user_code, load_model_manager
 
 __all__ = ["AggregatorResult", "run_aggregator"]
@@ -50,6 +50,10 @@ class AggregatorResult:
 def run_aggregator(config: AggregatorConfig, *, reporter: EventReporter) -> AggregatorResult:
     """Run federated training as configured; report `started`, rounds, and the outcome.
 
+    Serves classic and root aggregators alike (a root's clients are cluster aggregators, which
+    are told the cycle and the root's MLflow run id); cluster aggregators run
+    `flops_aggregator.cluster.run_cluster`.
+
     Raises
     ------
     AggregatorError
@@ -57,8 +61,11 @@ def run_aggregator(config: AggregatorConfig, *, reporter: EventReporter) -> Aggr
     """
     started = time.perf_counter()
     tracker: MlflowTracker | None = None
+    if config.hierarchy is Hierarchy.CLUSTER:
+        raise ConfigurationError("a cluster aggregator runs with run_cluster(), not here")
+    round_config = RootRoundConfig() if config.hierarchy is Hierarchy.ROOT else None
     try:
-        requirements = _check_repo(config.repo_dir)
+        requirements = check_repo_requirements(config.repo_dir)
         model_manager = load_model_manager(config.repo_dir)
         initial = call_user_code(
             "ModelManager.get_model_parameters()", model_manager.get_model_parameters
@@ -70,6 +77,7 @@ def run_aggregator(config: AggregatorConfig, *, reporter: EventReporter) -> Aggr
             min_available_clients=config.min_available_clients,
             min_fit_clients=config.min_fit_clients,
             min_evaluate_clients=config.min_evaluate_clients,
+            round_config=round_config,
         )
         if config.mlflow_uri:
             tracker = MlflowTracker(
@@ -77,7 +85,9 @@ def run_aggregator(config: AggregatorConfig, *, reporter: EventReporter) -> Aggr
                 experiment=config.experiment,
                 project_id=config.project_id,
             )
-            tracker.start(params=_params(config), tags=_tags(config))
+            run_id = tracker.start(params=run_params(config), tags=run_tags(config))
+            if round_config is not None:
+                round_config.run_id = run_id
         reporter.report(
             EventType.STARTED,
             rounds=config.rounds,
@@ -102,14 +112,14 @@ def run_aggregator(config: AggregatorConfig, *, reporter: EventReporter) -> Aggr
             )
             tracker.finish(succeeded=True)
     except (StrategyConfigError, UserCodeError) as e:
-        _fail(reporter, tracker, str(e))
+        report_failure(reporter, tracker, str(e))
         raise ConfigurationError(str(e)) from e
     except AggregatorError as e:
-        _fail(reporter, tracker, str(e), killed=isinstance(e, CancelledError))
+        report_failure(reporter, tracker, str(e), killed=isinstance(e, CancelledError))
         raise
     except Exception as e:
         _log.exception("project=%s unexpected failure", config.project_id)
-        _fail(reporter, tracker, f"unexpected {type(e).__name__}: {e}")
+        report_failure(reporter, tracker, f"unexpected {type(e).__name__}: {e}")
         raise AggregatorError(f"unexpected {type(e).__name__}: {e}") from e
 
     outcome = AggregatorResult(
@@ -218,43 +228,8 @@ def _train(
     return _Training(server, clients.dropped)
 
 
-def _check_repo(repo_dir: Path) -> list[str]:
-    """Check the repo against the contract; return its declared requirements."""
-    report = check_repo(repo_dir)
-    if not report.ok:
-        raise ConfigurationError(report.format_problems())
-    assert report.dependencies is not None
-    return list(report.dependencies.requirements)
-
-
 def _code_paths(repo_dir: Path) -> list[str]:
     """The repo's top-level modules and packages, which the pickled model may refer to."""
     paths = [p for p in sorted(repo_dir.glob("*.py"))]
     paths += [p for p in sorted(repo_dir.iterdir()) if (p / "__init__.py").is_file()]
     return [str(p) for p in paths]
-
-
-def _fail(
-    reporter: EventReporter, tracker: MlflowTracker | None, reason: str, *, killed: bool = False
-) -> None:
-    reporter.report(EventType.FAILED, reason=reason)
-    if tracker is not None and tracker.run_id is not None:
-        tracker.set_tags({"flops.failure_reason": reason[:5000]})
-        tracker.finish(succeeded=False, killed=killed)
-
-
-def _params(config: AggregatorConfig) -> dict[str, Any]:
-    exclude = {"callback_url", "repo_dir", "mlflow_uri", "repo_url"}
-    params = config.model_dump(mode="json", exclude=exclude)
-    strategy_params = params.pop("strategy_params")
-    params.update({f"strategy.{k}": v for k, v in strategy_params.items()})
-    return params
-
-
-def _tags(config: AggregatorConfig) -> dict[str, str]:
-    tags = {"flops.flavor": config.flavor.value, "flops.strategy": config.strategy}
-    if config.repo_url:
-        tags["flops.repo_url"] = redact_url(config.repo_url)
-    if config.commit:
-        tags["flops.commit"] = config.commit
-    return tags

@@ -15,7 +15,8 @@ import typer
 from pydantic import ValidationError
 
 from flops_aggregator.app import run_aggregator
-from flops_aggregator.config import AggregatorConfig, MLFlavor
+from flops_aggregator.cluster import run_cluster
+from flops_aggregator.config import AggregatorConfig, Hierarchy, MLFlavor
 from flops_aggregator.errors import AggregatorError, CancelledError
 from flops_utils.events import EventReporter
 from flops_utils.logs import configure_logging
@@ -63,8 +64,26 @@ def main(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    hierarchy: Annotated[
+        Hierarchy,
+        typer.Option(
+            help="classic: one aggregator; root: aggregates cluster aggregators (--rounds is "
+            "training_cycles); cluster: serves one cluster's learners for the root (--rounds "
+            "is training_rounds per cycle)."
+        ),
+    ] = Hierarchy.CLASSIC,
+    cluster: Annotated[
+        str | None, typer.Option(help="Cluster name, letters and digits (hierarchy cluster).")
+    ] = None,
+    root_address: Annotated[
+        str | None, typer.Option(help="Root aggregator address, host:port (hierarchy cluster).")
+    ] = None,
 ) -> None:
-    """Serve federated training for one project and register the best model."""
+    """Serve federated training for one project and register the best model.
+
+    With `--hierarchy cluster` it trains one cluster's learners for a root aggregator instead,
+    and registers no model.
+    """
     configure_logging(log_level)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     try:
@@ -88,6 +107,9 @@ def main(
             repo_url=repo_url,
             commit=commit,
             callback_url=callback_url,
+            hierarchy=hierarchy,
+            cluster=cluster,
+            root_address=root_address,
         )
     except (ValidationError, ValueError) as e:
         typer.echo(f"error: invalid configuration: {_first_error(e)}", err=True)
@@ -97,26 +119,39 @@ def main(
         os.environ["MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"] = str(config.metrics_flush_seconds)
     reporter = EventReporter(
         project_id=config.project_id,
-        source="aggregator",
+        source=f"cluster:{config.cluster}" if config.cluster else "aggregator",
         callback_url=config.callback_url,
         callback_token=callback_token,
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _cancel)
     try:
-        result = run_aggregator(config, reporter=reporter)
+        summary = _run(config, reporter)
     except AggregatorError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from e
     finally:
         reporter.close()
-    summary = {
+    sys.stdout.write(json.dumps(summary) + "\n")
+
+
+def _run(config: AggregatorConfig, reporter: EventReporter) -> dict[str, object]:
+    """Run the aggregator `config` describes; return the summary printed on success."""
+    if config.hierarchy is Hierarchy.CLUSTER:
+        outcome = run_cluster(config, reporter=reporter)
+        return {
+            "cluster": config.cluster,
+            "cycles": outcome.cycles,
+            "metrics": outcome.metrics,
+            "learners_dropped": outcome.learners_dropped,
+        }
+    result = run_aggregator(config, reporter=reporter)
+    return {
         "best_round": result.best_round,
         "metrics": result.best_metrics,
         "model": result.model.as_dict() if result.model else None,
         "learners_dropped": result.learners_dropped,
     }
-    sys.stdout.write(json.dumps(summary) + "\n")
 
 
 def _cancel(signum: int, frame: FrameType | None) -> None:

@@ -8,7 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-__all__ = ["AggregatorConfig", "MLFlavor"]
+__all__ = ["CLUSTER_NAME_PATTERN", "AggregatorConfig", "Hierarchy", "MLFlavor"]
+
+#: Names of clusters in hierarchical FL (they appear in event sources and MLflow tags).
+CLUSTER_NAME_PATTERN = r"^[a-zA-Z0-9]{1,30}$"
 
 
 class MLFlavor(StrEnum):
@@ -18,6 +21,18 @@ class MLFlavor(StrEnum):
     PYTORCH = "pytorch"
     TENSORFLOW = "tensorflow"
     KERAS = "keras"
+
+
+class Hierarchy(StrEnum):
+    """Where an aggregator sits: alone (classic FL), or at the root or a cluster of a hierarchy.
+
+    In hierarchical FL the root aggregator's Flower clients are cluster aggregators, each of
+    which serves its own learners and is itself a Flower client of the root.
+    """
+
+    CLASSIC = "classic"
+    ROOT = "root"
+    CLUSTER = "cluster"
 
 
 class AggregatorConfig(BaseModel):
@@ -56,6 +71,31 @@ class AggregatorConfig(BaseModel):
     repo_url: str | None = None
     commit: str | None = None
     callback_url: str | None = None
+    hierarchy: Hierarchy = Hierarchy.CLASSIC
+    cluster: str | None = Field(
+        None, pattern=CLUSTER_NAME_PATTERN, description="Cluster name (hierarchy cluster)."
+    )
+    root_address: str | None = Field(
+        None,
+        pattern=r"^\S+:\d{1,5}$",
+        description="Root aggregator gRPC address, host:port (hierarchy cluster).",
+    )
+
+    @model_validator(mode="after")
+    def _hierarchy_fits(self) -> AggregatorConfig:
+        options = {"--cluster": self.cluster, "--root-address": self.root_address}
+        if self.hierarchy is Hierarchy.CLUSTER:
+            missing = [option for option, value in options.items() if value is None]
+            if missing:
+                raise ValueError(f"a cluster aggregator needs {' and '.join(missing)}")
+        else:
+            given = [option for option, value in options.items() if value is not None]
+            if given:
+                raise ValueError(
+                    f"{' and '.join(given)} only apply with --hierarchy cluster, "
+                    f"not {self.hierarchy.value}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _client_counts_fit(self) -> AggregatorConfig:

@@ -5,6 +5,7 @@ __all__ = [
     "CancelledError",
     "ConfigurationError",
     "NotEnoughLearnersError",
+    "RootUnreachableError",
     "RoundFailedError",
     "TrackingError",
 ]
@@ -28,6 +29,10 @@ class NotEnoughLearnersError(AggregatorError):
 
 class RoundFailedError(AggregatorError):
     """Raised when a round ends with fewer results than `min_fit_clients` requires."""
+
+
+class RootUnreachableError(AggregatorError):
+    """Raised when a cluster aggregator cannot reach its root aggregator, or loses it."""
 
 
 class TrackingError(AggregatorError):

@@ -152,3 +152,26 @@ class ObservedServer(Server):
         self.rounds.append(result)
         self.on_round(result)
         return outcome
+
+    def train(self, parameters: Parameters, rounds: range, timeout: float | None) -> Parameters:
+        """Train and evaluate `rounds` (their numbers as given), starting from `parameters`.
+
+        Unlike `fit`, this never asks the strategy or a client for initial parameters, so it
+        can be called again with new starting parameters (a cluster aggregator does, once per
+        cycle of its root). Returns the parameters after the last round.
+        """
+        self.parameters = parameters
+        for server_round in rounds:
+            outcome = self.fit_round(server_round, timeout)
+            if outcome is not None and outcome[0] is not None:
+                self.parameters = outcome[0]
+            self.evaluate_round(server_round, timeout)
+        return self.parameters
+
+    def evaluate_parameters(
+        self, parameters: Parameters, server_round: int, timeout: float | None
+    ) -> tuple[float | None, dict[str, Scalar], EvaluateResultsAndFailures]:
+        """Evaluate `parameters` on the learners once, without recording a round."""
+        self.parameters = parameters
+        outcome = super().evaluate_round(server_round, timeout)
+        return outcome if outcome is not None else (None, {}, ([], []))

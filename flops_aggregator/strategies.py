@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
-from flwr.common import Metrics, Parameters
+from flwr.common import Metrics, Parameters, Scalar
 from flwr.server import strategy as fl_strategy
 from flwr.server.strategy import FedAvg, Strategy
 
@@ -85,8 +86,15 @@ def build_strategy(
     min_available_clients: int,
     min_fit_clients: int,
     min_evaluate_clients: int,
+    round_config: Callable[[int], dict[str, Scalar]] | None = None,
 ) -> Strategy:
     """Instantiate Flower's strategy `name` with the user's `params` and FLOps' settings.
+
+    Parameters
+    ----------
+    round_config : Callable[[int], dict[str, Scalar]] | None
+        Config sent to clients with every fit and evaluate instruction, by round (Flower's
+        `on_fit_config_fn` and `on_evaluate_config_fn`); `None` sends none.
 
     Raises
     ------
@@ -112,6 +120,8 @@ def build_strategy(
     for key, value in params.items():
         _check_value(name, key, value, allowed[key])
     defaults = {k: v for (s, k), v in _DEFAULTS.items() if s == name and k not in params}
+    if round_config is not None:
+        defaults.update(on_fit_config_fn=round_config, on_evaluate_config_fn=round_config)
     try:
         return STRATEGIES[name](
             **defaults,

@@ -83,18 +83,18 @@ class MlflowTracker:
         self._pending: list[RunOperations] = []
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
-    def start(self, *, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
-        """Check the server, create the experiment if needed, start the run; return its id."""
+    def start(
+        self, *, params: Mapping[str, Any], tags: Mapping[str, str], run_name: str | None = None
+    ) -> str:
+        """Check the server, create the experiment if needed, start the run; return its id.
+
+        The run is named `run_name`, by default `<project id>-<unix time>`.
+        """
         self._check_reachable()
         try:
-            experiment = self._client.get_experiment_by_name(self.experiment)
-            experiment_id = (
-                experiment.experiment_id
-                if experiment is not None
-                else self._client.create_experiment(self.experiment)
-            )
+            experiment_id = self._experiment_id()
             run = self._client.create_run(
-                experiment_id, run_name=f"{self.project_id}-{int(time.time())}"
+                experiment_id, run_name=run_name or f"{self.project_id}-{int(time.time())}"
             )
             self.run_id = run.info.run_id
             self._client.log_batch(
@@ -180,6 +180,25 @@ class MlflowTracker:
             self._client.set_terminated(self.run_id, status)
         except MlflowException as e:
             _log.warning("project=%s could not close the MLflow run: %s", self.project_id, e)
+
+    def _experiment_id(self) -> str:
+        """The project's experiment, created if needed.
+
+        The aggregators of a hierarchical project (root and clusters) start at the same time,
+        so another one may create the experiment between our lookup and our create.
+        """
+        experiment = self._client.get_experiment_by_name(self.experiment)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        try:
+            return self._client.create_experiment(self.experiment)
+        except MlflowException as e:
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = self._client.get_experiment_by_name(self.experiment)
+            if experiment is None:
+                raise
+            return str(experiment.experiment_id)
 
     def _queue(self, **batch: Any) -> None:
         operations = self._client.log_batch(self._run(), synchronous=False, **batch)

@@ -1,7 +1,7 @@
 """One learner run: load the node's data and the repo's model, then train until told to stop.
 
 The learner may start before its aggregator (they are deployed concurrently), so connecting
-is retried with Flower's exponential backoff for up to `connect_timeout` seconds. Training ends
+is retried with exponential backoff for up to `connect_timeout` seconds. Training ends
 when the aggregator disconnects the learner; that is exit code 0. Anything else (no data for
 the tags, the repo's code failing to import or raising, the aggregator unreachable or gone)
 is a `LearnerError` whose message is the reason the learner reports and prints.
@@ -9,16 +9,12 @@ is a `LearnerError` whose message is the reason the learner reports and prints.
 
 from __future__ import annotations
 
-import itertools
-import random
-import time
-
 import grpc
-from flwr.client import start_client
 
 from flops_learner.config import LearnerConfig
 from flops_learner.learner import Learner
 from flops_utils.events import EventReporter, EventType
+from flops_utils.flower_client import grpc_error_detail, start_client_with_retry
 from flops_utils.logs import get_logger
 from flops_utils.ml_data_client import MLDataError, NoDataForTagsError
 from flops_utils.ml_repo_building_blocks import configure_data_source
@@ -68,12 +64,12 @@ def run_learner(config: LearnerConfig, *, reporter: EventReporter) -> int:
         if learner.rounds_trained == 0:
             reason = (
                 f"could not reach the aggregator at {config.aggregator} within "
-                f"{config.connect_timeout:g} s ({_grpc_detail(e)})"
+                f"{config.connect_timeout:g} s ({grpc_error_detail(e)})"
             )
         else:
             reason = (
                 f"lost the aggregator at {config.aggregator} after "
-                f"{learner.rounds_trained} rounds ({_grpc_detail(e)})"
+                f"{learner.rounds_trained} rounds ({grpc_error_detail(e)})"
             )
         return _fail(config, reporter, reason, e)
     _log.info(
@@ -86,31 +82,23 @@ def run_learner(config: LearnerConfig, *, reporter: EventReporter) -> int:
 
 
 def _serve(config: LearnerConfig, learner: Learner) -> None:
-    """Run the Flower client, retrying the connection until `connect_timeout` runs out.
+    """Run the Flower client, retrying the connection until `connect_timeout` runs out."""
 
-    Flower's gRPC client gives up on the first refused connection, so an aggregator that is
-    still starting would fail the learner; retries use exponential backoff with jitter.
-    """
-    deadline = time.monotonic() + config.connect_timeout
-    for attempt in itertools.count():
-        try:
-            start_client(
-                server_address=config.aggregator, client=learner.to_client(), insecure=True
-            )
-            return
-        except grpc.RpcError as e:
-            remaining = deadline - time.monotonic()
-            retryable = e.code() == grpc.StatusCode.UNAVAILABLE and learner.rounds_trained == 0
-            if not retryable or remaining <= 0:
-                raise
-            delay = min(remaining, min(10.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
-            _log.info(
-                "project=%s aggregator %s not reachable yet, retrying in %.1f s",
-                config.project_id,
-                config.aggregator,
-                delay,
-            )
-            time.sleep(delay)
+    def retrying(delay: float) -> None:
+        _log.info(
+            "project=%s aggregator %s not reachable yet, retrying in %.1f s",
+            config.project_id,
+            config.aggregator,
+            delay,
+        )
+
+    start_client_with_retry(
+        server_address=config.aggregator,
+        client=learner.to_client(),
+        connect_timeout=config.connect_timeout,
+        may_retry=lambda: learner.rounds_trained == 0,
+        on_retry=retrying,
+    )
 
 
 def _fail(config: LearnerConfig, reporter: EventReporter, reason: str, error: Exception) -> int:
@@ -125,9 +113,3 @@ def _data_reason(error: UserCodeError) -> str | None:
     if isinstance(cause, MLDataError):
         return f"cannot load training data: {cause}"
     return None
-
-
-def _grpc_detail(error: grpc.RpcError) -> str:
-    code = error.code() if hasattr(error, "code") else None
-    details = error.details() if hasattr(error, "details") else None
-    return f"{getattr(code, 'name', code)}: {details}" if details else str(code)

@@ -44,7 +44,9 @@ class Event(BaseModel):
 
     type: EventType
     project_id: str
-    source: str = Field(description="Who reports: `aggregator` or `learner:<name>`.")
+    source: str = Field(
+        description="Who reports: `aggregator`, `cluster:<name>` or `learner:<name>`."
+    )
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
     data: dict[str, Any] = Field(default_factory=dict)
 
@@ -146,5 +148,5 @@ class EventReporter:
 
 
 def _summary(data: dict[str, Any]) -> str:
-    keys = ("round", "reason", "learner", "model_version", "duration_s")
+    keys = ("cluster", "cycle", "round", "reason", "learner", "model_version", "duration_s")
     return " ".join(f"{k}={data[k]}" for k in keys if k in data)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,7 +124,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 @pytest.fixture(scope="session")
 def data_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real data server holding digits in three partitions, tags `digits-0..2`."""
-    workdir = tmp_path_factory.mktemp("data-server")
+    with digits_data_server(tmp_path_factory.mktemp("data-server"), partitions=3) as address:
+        yield address
+
+
+@contextmanager
+def digits_data_server(workdir: Path, *, partitions: int) -> Iterator[str]:
+    """Run a real data server holding digits in `partitions` parts, tags `digits-<i>`."""
     port = free_port()
     log = workdir / "server.log"
     with log.open("wb") as out:
@@ -148,7 +155,7 @@ def data_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     address = f"grpc://127.0.0.1:{port}"
     try:
         client = _connect_when_up(address, process, log)
-        for i, part in enumerate(partition_iid(load_bundled_dataset("digits"), 3, seed=1)):
+        for i, part in enumerate(partition_iid(load_bundled_dataset("digits"), partitions, seed=1)):
             client.push_table(f"digits-{i}", part)
         client.close()
         yield address

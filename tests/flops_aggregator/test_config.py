@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from flops_aggregator.config import AggregatorConfig
+from flops_aggregator.config import AggregatorConfig, Hierarchy
 
 
 def test_min_fit_above_min_available_is_rejected() -> None:
@@ -28,3 +28,59 @@ def test_names_default_from_the_project() -> None:
     config = AggregatorConfig(project_id="p1", repo_dir=Path("."))
     assert config.experiment == "flops-p1"
     assert config.model_name == "flops-p1"
+
+
+def _cluster(**fields: object) -> AggregatorConfig:
+    values: dict[str, object] = {
+        "project_id": "p",
+        "repo_dir": Path("."),
+        "hierarchy": Hierarchy.CLUSTER,
+        "cluster": "edge1",
+        "root_address": "root.example:8080",
+        **fields,
+    }
+    return AggregatorConfig.model_validate(values)
+
+
+def test_classic_is_the_default_and_needs_no_hierarchy_options() -> None:
+    config = AggregatorConfig(project_id="p", repo_dir=Path("."))
+    assert config.hierarchy is Hierarchy.CLASSIC
+    assert config.cluster is None and config.root_address is None
+
+
+def test_cluster_with_name_and_root_address_is_valid() -> None:
+    config = _cluster()
+    assert (config.cluster, config.root_address) == ("edge1", "root.example:8080")
+
+
+@pytest.mark.parametrize(
+    ("missing", "expected"),
+    [
+        ({"cluster": None}, "a cluster aggregator needs --cluster"),
+        ({"root_address": None}, "a cluster aggregator needs --root-address"),
+        ({"cluster": None, "root_address": None}, "needs --cluster and --root-address"),
+    ],
+)
+def test_cluster_needs_its_name_and_root_address(missing: dict[str, object], expected: str) -> None:
+    with pytest.raises(ValidationError, match=expected):
+        _cluster(**missing)
+
+
+@pytest.mark.parametrize("name", ["", "edge-1", "edge_1", "a b", "x" * 31, "édge"])
+def test_cluster_names_are_1_to_30_letters_or_digits(name: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        _cluster(cluster=name)
+    assert error.value.errors()[0]["loc"] == ("cluster",)
+
+
+@pytest.mark.parametrize("address", ["root", "root:", ":8080 x", "root:port"])
+def test_root_address_must_be_host_and_port(address: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        _cluster(root_address=address)
+    assert error.value.errors()[0]["loc"] == ("root_address",)
+
+
+@pytest.mark.parametrize("hierarchy", [Hierarchy.CLASSIC, Hierarchy.ROOT])
+def test_cluster_options_are_refused_outside_a_cluster(hierarchy: Hierarchy) -> None:
+    with pytest.raises(ValidationError, match="--cluster only apply with --hierarchy cluster"):
+        AggregatorConfig(project_id="p", repo_dir=Path("."), hierarchy=hierarchy, cluster="c1")

@@ -99,3 +99,22 @@ def test_weighted_average_weights_by_examples() -> None:
     result = weighted_average([(10, {"accuracy": 1.0, "tag": "x"}), (30, {"accuracy": 0.5})])
     assert result == {"accuracy": pytest.approx(0.625)}
     assert weighted_average([]) == {}
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_round_config_goes_with_every_fit_and_evaluate(name: str) -> None:
+    # Execute
+    strategy = build_strategy(
+        name,
+        {"proximal_mu": 0.1} if name == "FedProx" else {},
+        initial_parameters=INITIAL,
+        min_available_clients=1,
+        min_fit_clients=1,
+        min_evaluate_clients=1,
+        round_config=lambda server_round: {"flops_cycle": server_round},
+    )
+
+    # Assert
+    assert isinstance(strategy, fl.FedAvg)
+    assert strategy.on_fit_config_fn is not None and strategy.on_evaluate_config_fn is not None
+    assert strategy.on_fit_config_fn(2) == strategy.on_evaluate_config_fn(2) == {"flops_cycle": 2}
