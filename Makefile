@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install container-env demo test test-containers test-e2e test-unit lint bench bench-rounds bench-api bench-images clean
+.PHONY: install container-env demo test test-containers test-e2e test-unit lint bench bench-rounds bench-api bench-images bench-hfl clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field, model_validator
 
 __all__ = ["CLUSTER_NAME_PATTERN", "AggregatorConfig", "Hierarchy", "MLFlavor"]
 
-#: Names of clusters in hierarchical FL (they appear in event sources and MLflow tags).
-CLUSTER_NAME_PATTERN = r"^[a-zA-Z0-9]{1,30}$"
+#: Names of clusters in hierarchical FL (they appear in event sources and MLflow tags);
+#: Oakestra cluster names such as `cluster-1` included.
+CLUSTER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
 
 class MLFlavor(StrEnum):
