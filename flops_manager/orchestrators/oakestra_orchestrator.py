@@ -16,6 +16,12 @@ status it saw. Oakestra reports no exit codes (`exit_code` is `None`).
 Addresses are the instance's `publicip` with the host side of the service's port mapping
 (Oakestra's `host_port` field is the worker's node port, not the service's). Oakestra's root
 API lists clusters but not nodes: `nodes()` is empty.
+
+Spec fields Oakestra has no place for are ignored: `volumes` (Oakestra's volumes are CSI
+volumes, not named ones), `working_dir`, `restart` (clusters restart failed instances by
+their own rules) and `placement.required_addon` (the scheduler ignores addon constraints).
+A spec with `environment_path` runs that environment's Python (`cmd[0]`), which only works
+on workers that share this machine's file system.
 """
 
 from __future__ import annotations
