@@ -59,6 +59,7 @@ def project_body(
     min_evaluate_clients: int | None = None,
     strategy: str = "FedAvg",
     strategy_params: dict[str, Any] | None = None,
+    cycles: int | None = None,
 ) -> dict[str, Any]:
     """Build the FLOps-compatible body of `POST /api/flops/projects` from the options.
 
@@ -74,6 +75,9 @@ def project_body(
         Training rounds and learner counts.
     strategy, strategy_params
         The Flower strategy and its own parameters.
+    cycles
+        Hierarchical FL: root rounds, each running `rounds` in every cluster; `None` is
+        classic FL.
     """
     available = min_available_clients or learners
     counts = {
@@ -89,6 +93,8 @@ def project_body(
         "strategy": strategy,
         "strategy_params": strategy_params or {},
     }
+    if cycles is not None:
+        training |= {"mode": "hierarchical", "training_cycles": cycles}
     body: dict[str, Any] = {
         "customerID": customer_id,
         "ml_repo_url": repo_url,
@@ -130,6 +136,14 @@ def create(
     strategy_params: Annotated[
         str | None, typer.Option(help='The strategy\'s parameters as JSON, e.g. {"eta": 0.05}.')
     ] = None,
+    cycles: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Hierarchical FL: root rounds, each running --rounds in every cluster "
+            "(clusters come from the orchestrator or the manager's FLOPS_CLUSTERS).",
+        ),
+    ] = None,
     customer_id: Annotated[
         str | None, typer.Option(help="Owner of the project (default: the token's customer).")
     ] = None,
@@ -147,7 +161,7 @@ def create(
             repo_url=repo_url, flavor=flavor.value, data_tags=tags, customer_id=owner, ref=ref,
             rounds=rounds, learners=learners, min_available_clients=min_available_clients,
             min_fit_clients=min_fit_clients, min_evaluate_clients=min_evaluate_clients,
-            strategy=strategy, strategy_params=params,
+            strategy=strategy, strategy_params=params, cycles=cycles,
         )  # fmt: skip
         created = client.create_project(body)
         console.print(created["id"], highlight=False)

@@ -65,6 +65,18 @@ def test_learners_set_the_minimum_client_counts_unless_given() -> None:
     assert training["min_evaluate_clients"] == 4
 
 
+def test_cycles_ask_for_hierarchical_training() -> None:
+    training = project_body(
+        repo_url="r", flavor="sklearn", data_tags=["d"], customer_id="c", learners=4, rounds=2,
+        cycles=3,
+    )["training_configuration"]  # fmt: skip
+    assert (training["mode"], training["training_cycles"], training["training_rounds"]) == (
+        "hierarchical",
+        3,
+        2,
+    )
+
+
 def test_every_option_reaches_the_body() -> None:
     # Execute
     manager = created_manager()
