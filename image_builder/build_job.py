@@ -247,6 +247,7 @@ class ImageBuildJob:
             revision=commit,
             version=tree.version,
             flavor=req.flavor,
+            runtime=tree.runtime_fingerprint(),
         )
         paths: dict[str, Path] = {}
         for role in IMAGE_ROLES:

@@ -9,6 +9,7 @@ only the manager needs.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import tomllib
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from image_builder.errors import RuntimeSourceError
 
 __all__ = [
     "MANAGER_ONLY_DISTRIBUTIONS",
+    "RUNTIME_LABEL",
     "RUNTIME_PACKAGES",
     "FlopsTree",
     "locate_flops_tree",
@@ -39,6 +41,9 @@ RUNTIME_PACKAGES: tuple[str, ...] = (
 MANAGER_ONLY_DISTRIBUTIONS = frozenset({"fastapi", "uvicorn", "sqlalchemy", "docker"})
 
 _DISTRIBUTION = "flops"
+
+RUNTIME_LABEL = "io.flops.runtime"
+"""Label of project images: the `FlopsTree.runtime_fingerprint()` of the code they carry."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,21 @@ class FlopsTree:
                 f"{self.root}; run the image builder from a FLOps source tree or image"
             )
         return dirs
+
+    def runtime_fingerprint(self) -> str:
+        """A digest of the runtime code and pins images carry (16 hex characters).
+
+        Images of the same commit built by another FLOps runtime (an upgrade, a changed
+        source tree) have another fingerprint, so the manager does not reuse them.
+        """
+        digest = hashlib.sha256()
+        for line in self.runtime_requirements:
+            digest.update(line.encode() + b"\n")
+        for name, folder in sorted(self.package_dirs().items()):
+            for path in sorted(folder.rglob("*.py")):
+                digest.update(f"{name}/{path.relative_to(folder).as_posix()}\n".encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()[:16]
 
 
 def locate_flops_tree(root: Path | None = None) -> FlopsTree:

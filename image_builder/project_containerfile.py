@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from image_builder.flops_tree import RUNTIME_LABEL
+
 __all__ = [
     "APP_DIR",
     "LOCK_FILE",
@@ -40,7 +42,9 @@ _IN_IMAGE_LOCK = "/opt/flops/requirements.lock"
 _IN_IMAGE_RUNTIME = "/opt/flops/runtime"
 
 
-def image_labels(*, source: str, revision: str, version: str, flavor: str) -> dict[str, str]:
+def image_labels(
+    *, source: str, revision: str, version: str, flavor: str, runtime: str = ""
+) -> dict[str, str]:
     """The OCI labels of a project image.
 
     Parameters
@@ -53,13 +57,18 @@ def image_labels(*, source: str, revision: str, version: str, flavor: str) -> di
         The FLOps version.
     flavor : str
         The ML flavour.
+    runtime : str
+        The FLOps runtime's fingerprint (`FlopsTree.runtime_fingerprint()`), if known.
     """
-    return {
+    labels = {
         "org.opencontainers.image.source": source,
         "org.opencontainers.image.revision": revision,
         "org.opencontainers.image.version": version,
         "io.flops.flavor": flavor,
     }
+    if runtime:
+        labels[RUNTIME_LABEL] = runtime
+    return labels
 
 
 def render_project_containerfile(

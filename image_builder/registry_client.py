@@ -243,6 +243,7 @@ def existing_images(
     platforms: Iterable[str],
     tls_verify: bool = True,
     *,
+    labels: Mapping[str, str] | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> dict[str, str] | None:
     """Return `refs` with digests (`<ref>@sha256:...`) when every image lists all `platforms`.
@@ -257,14 +258,17 @@ def existing_images(
         `linux/amd64`, `linux/arm64`, ...
     tls_verify : bool
         As for `RegistryClient`.
+    labels : Mapping[str, str] | None
+        Labels every image must carry (checked on its first platform), e.g. the runtime
+        fingerprint; an image without them counts as missing.
     transport : httpx.BaseTransport | None
         For tests.
 
     Returns
     -------
     dict[str, str] | None
-        Role to `<ref>@<digest>` of the manifest (list), or None if any image is missing or
-        lacks a platform.
+        Role to `<ref>@<digest>` of the manifest (list), or None if any image is missing,
+        lacks a platform or a label.
 
     Raises
     ------
@@ -281,6 +285,10 @@ def existing_images(
             info = client.manifest(repository, reference)
             if info is None or not info.has_platforms(wanted):
                 return None
+            if labels:
+                have = client.image_labels(repository, reference, wanted[0])
+                if any(have.get(key) != value for key, value in labels.items()):
+                    return None
             found[role] = f"{ref}@{info.digest}"
     return found
 

@@ -11,6 +11,7 @@ builder's service status, so that a builder that dies without a word is noticed.
 
 from __future__ import annotations
 
+import functools
 import queue
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from flops_manager.orchestrators import Orchestrator, ServiceSpec, ServiceStatus
 from flops_manager.orchestrators.orchestrator import OrchestratorError
 from flops_utils.logs import get_logger
 from image_builder import RegistryUnavailableError, existing_images, image_refs
+from image_builder.errors import RuntimeSourceError
+from image_builder.flops_tree import RUNTIME_LABEL, locate_flops_tree
 
 if TYPE_CHECKING:
     from flops_manager.lifecycle.project_store import ProjectStore
@@ -117,7 +120,11 @@ class ImageStage:
         refs = image_refs(self.settings.registry, customer, repo_url, commit)
         try:
             found = existing_images(
-                self.settings.registry, refs, platforms, tls_verify=self.settings.tls_verify
+                self.settings.registry,
+                refs,
+                platforms,
+                tls_verify=self.settings.tls_verify,
+                labels=_runtime_labels(),
             )
         except RegistryUnavailableError as e:
             raise BuildFailure(str(e)) from e
@@ -222,3 +229,13 @@ class ImageStage:
             tail = (": " + " | ".join(output[-8:])) if output else ""
             raise BuildFailure(f"image build failed at step {step}: {reason}{tail}")
         return None
+
+
+@functools.cache
+def _runtime_labels() -> dict[str, str]:
+    """What reused images must carry: this manager's FLOps runtime fingerprint."""
+    try:
+        return {RUNTIME_LABEL: locate_flops_tree().runtime_fingerprint()}
+    except RuntimeSourceError as e:
+        _log.warning("images are reused by commit only: %s", e)
+        return {}

@@ -118,6 +118,7 @@ class ProjectRunner(threading.Thread):
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.cancelled = threading.Event()
         self._learner_failures: dict[str, str] = {}
+        self._cluster_failures: dict[str, str] = {}
         self._commit = ""
 
     @property
@@ -464,9 +465,12 @@ class ProjectRunner(threading.Thread):
         return service_id
 
     def _follow(self, aggregator: str, learners: list[str]) -> dict[str, Any]:
-        # `learners` are the services below the top aggregator: learners and, in hierarchical
-        # mode, cluster aggregators.
-        """Wait for the aggregator's outcome, watching the processes as well as the events."""
+        """Wait for the aggregator's outcome, watching the processes as well as the events.
+
+        `learners` are the services below the top aggregator: the learners and, in
+        hierarchical mode, the cluster aggregators, whose own `failed` reasons (source
+        `cluster:<name>`) explain a root's failure best.
+        """
         orchestrator = self.context.orchestrator
         while True:
             self._check_cancelled()
@@ -474,11 +478,16 @@ class ProjectRunner(threading.Thread):
                 event = self.events.get(timeout=_POLL_S)
             except queue.Empty:
                 event = None
-            if event is not None and event.get("source") == "aggregator":
+            source = str(event.get("source", "")) if event is not None else ""
+            if event is not None and source.startswith("cluster:") and event["type"] == "failed":
+                self._cluster_failures[source] = str(event.get("data", {}).get("reason", ""))
+            if event is not None and source == "aggregator":
                 if event["type"] == "succeeded":
                     return dict(event.get("data", {}))
                 if event["type"] == "failed":
                     reason = f"training failed: {event['data'].get('reason', '')}"
+                    if self._cluster_failures:
+                        reason += "; clusters: " + "; ".join(self._cluster_failures.values())
                     raise ProjectFailure(reason + self._learner_summary(learners))
             for service_id in learners:
                 state = orchestrator.status(service_id)

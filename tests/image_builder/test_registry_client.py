@@ -226,3 +226,9 @@ def test_real_registry_lists_platforms_digests_and_labels(pushed_list: str) -> N
     assert missing_platform is None
     assert missing_tag is None
     assert labels["arch"] == "arm64"
+    # Images must also carry the labels asked for (the manager asks for its runtime's)
+    both = ["linux/amd64", "linux/arm64"]
+    assert existing_images(REGISTRY, {"tiny": pushed_list}, both, False, labels={"arch": "amd64"})
+    assert (
+        existing_images(REGISTRY, {"tiny": pushed_list}, both, False, labels={"arch": "x"}) is None
+    )

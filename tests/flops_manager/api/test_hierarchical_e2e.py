@@ -151,3 +151,19 @@ def test_a_cluster_without_learners_is_reported_and_left_out(
     events = manager.api("GET", f"/projects/{project['id']}/events").json()
     reported = [e["message"] for e in events if e["type"] == "cluster_without_learners"]
     assert reported and "edgeB" in reported[0]
+
+
+def test_clusters_whose_learners_cannot_train_fail_the_project_naming_them(
+    manager: Manager, repo_url: str
+) -> None:
+    # Execute: data nobody has; the learners give up, so no cluster gets a learner
+    body = _body(repo_url, learners=2, mode="hierarchical", training_cycles=1,
+                 training_rounds=1, connect_timeout_s=8)  # fmt: skip
+    body["training_configuration"]["data_tags"] = ["nobodyhasthis"]
+    project = manager.run(body, timeout=180)
+
+    # Assert: the reason names a cluster and carries the learners' own reason
+    assert project["state"] == "failed"
+    assert "cluster edge" in project["message"], project["message"]
+    assert "no training data" in project["message"] or "nobodyhasthis" in project["message"]
+    assert all(s["undeployed_at"] for s in project["services"])
