@@ -99,7 +99,8 @@ def ensure_image(
     platform : str | None
         The platform the image must be for; `None` accepts the image the tag names.
     pull : bool
-        Pull an image that is missing (or for another platform); else refuse the spec.
+        Pull an image that is missing (or for another platform), and pull tags again in
+        case they moved; else use what the host has and refuse the spec if it lacks it.
     project_id : str
         For log records.
 
@@ -111,6 +112,18 @@ def ensure_image(
     """
     reference = platform_reference(reference, platform)
     image = _inspect(client, reference)
+    if pull and "@" not in reference:
+        # A tag may have moved since it was pulled (a rebuilt builder image, say): pull it
+        # again (cheap when it has not); a tag that exists only on this host keeps working.
+        try:
+            _pull(client, reference, platform, project_id)
+        except DeployError as e:
+            if image is None:
+                raise
+            _log.warning("project %s: cannot refresh %s (%s); using the local image",
+                         project_id, reference, e)  # fmt: skip
+        else:
+            image = _inspect(client, reference)
     for _ in range(_PULL_ATTEMPTS):
         if image is not None and _matches(image, platform):
             return str(image["Id"])

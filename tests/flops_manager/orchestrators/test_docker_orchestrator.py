@@ -247,6 +247,40 @@ def test_a_command_that_does_not_exist_fails_clearly(make_docker: Any, init: boo
 
 
 @container
+@container
+def test_a_tag_moved_in_the_registry_is_pulled_again_not_run_stale(make_docker: Any) -> None:
+    # Prepare: tag v1 pulled on this host, then the registry's tag moves to a new image
+    client = docker.from_env()
+    tag = f"{REGISTRY}/flopstest/moving:{uuid.uuid4().hex[:8]}"
+    repository, version = tag.rsplit(":", 1)
+    base = client.images.pull(IMAGE)
+    try:
+        base.tag(repository, version)
+        client.images.push(repository, version)
+        builder = client.containers.run(IMAGE, ["sh", "-c", "echo v2 > /version"], detach=True)
+        builder.wait()
+        builder.commit(repository, version)
+        builder.remove()
+        client.images.push(repository, version)
+        base.tag(repository, version)  # the host's tag still names the old image
+
+        # Execute
+        orchestrator = make_docker()
+        service_id = orchestrator.deploy(
+            ServiceSpec(name="moved", project_id="p1", role="learner", image=tag,
+                        command=["cat", "/version"], one_shot=True)
+        )  # fmt: skip
+        state = wait_terminal(orchestrator, service_id, 60)
+
+        # Assert
+        assert state.status is ServiceStatus.COMPLETED, state
+        assert orchestrator.logs(service_id) == ["v2"]
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(tag, force=True)
+        client.close()
+
+
 def test_a_missing_image_is_not_pulled_when_pulling_is_off(make_docker: Any) -> None:
     orchestrator = make_docker(pull=False)
 
