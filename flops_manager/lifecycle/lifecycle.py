@@ -8,6 +8,7 @@ from typing import Any
 from flops_manager.db import Database, Project
 from flops_manager.lifecycle.project_runner import ProjectRunner, RunnerContext
 from flops_manager.lifecycle.project_store import ProjectStore
+from flops_manager.orchestrators import OrchestratorError
 from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState
 from flops_utils.logs import get_logger
 
@@ -55,6 +56,17 @@ class ProjectLifecycle:
         runner.cancel()
         return True
 
+    def stop_services(self, project_id: str) -> list[str]:
+        """Undeploy what a finished project still runs (its inference service); their ids."""
+        store = ProjectStore(self.database, project_id)
+        stopped = []
+        for service_id, role in store.live_services():
+            self.context.orchestrator.undeploy(service_id, timeout=10.0)
+            store.mark_undeployed(service_id)
+            store.event(f"{role}_stopped", f"the {role} service was stopped by request")
+            stopped.append(service_id)
+        return stopped
+
     def deliver(self, project_id: str, event: dict[str, Any]) -> None:
         """Hand an event a service reported to the project's runner."""
         with self._lock:
@@ -97,7 +109,26 @@ class ProjectLifecycle:
                 f"the manager restarted while the project was {state}; "
                 "its services were stopped — submit the project again",
             )
+        self._forget_stopped_inference()
         return len(stale)
+
+    def _forget_stopped_inference(self) -> None:
+        """Completed projects whose inference service did not survive the restart say so."""
+        with self.database.session() as session:
+            finished = [
+                p.id for p in session.query(Project).filter(Project.state == "completed")
+                if any(s.undeployed_at is None for s in p.services)
+            ]  # fmt: skip
+        for project_id in finished:
+            store = ProjectStore(self.database, project_id)
+            for service_id, role in store.live_services():
+                try:
+                    alive = not self.context.orchestrator.status(service_id).status.terminal
+                except OrchestratorError:
+                    alive = False
+                if not alive:
+                    store.mark_undeployed(service_id)
+                    store.event(f"{role}_stopped", f"the {role} service stopped with the manager")
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Cancel every running project and wait for its runner."""

@@ -23,6 +23,7 @@ from typing import Any
 from flops_manager.environments import EnvironmentBuilder, EnvironmentBuildError
 from flops_manager.lifecycle.embedded_stack import EmbeddedStack
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageSettings, ImageStage
+from flops_manager.lifecycle.post_training import INFERENCE_ROLE, PostTraining, PostTrainingFailure
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.orchestrators import (
     Orchestrator,
@@ -36,6 +37,7 @@ from flops_manager.orchestrators import (
 from flops_manager.orchestrators.orchestrator import OrchestratorError
 from flops_manager.repos import RepoFetchError, RepoPolicy, RepoPolicyError, fetch_repo
 from flops_manager.schemas import ProjectCreate, ProjectState
+from flops_manager.schemas.project import PostTrainingStep
 from flops_utils.logs import get_logger
 from flops_utils.redact import redact_url
 from flops_utils.repo_checker import check_repo
@@ -148,7 +150,9 @@ class ProjectRunner(threading.Thread):
             final = (ProjectState.FAILED, f"internal error in the manager: {type(e).__name__}", {})
         if self.cancelled.is_set() and final[0] is not ProjectState.COMPLETED:
             final = (ProjectState.CANCELLED, "cancelled by request; all services stopped", {})
-        self._undeploy_all()
+        # A completed project's inference service keeps answering until the project is deleted.
+        keep = {INFERENCE_ROLE} if final[0] is ProjectState.COMPLETED else set()
+        self._undeploy_all(keep=keep)
         self.store.transition(final[0], final[1], **final[2])
 
     def _run(self) -> tuple[str, dict[str, Any]]:
@@ -165,7 +169,15 @@ class ProjectRunner(threading.Thread):
         self._check_cancelled()
         config = self.body.training_configuration
         if config.mode == "hierarchical":
-            return self._train_hierarchical(runtime)
+            message, result = self._train_hierarchical(runtime)
+        else:
+            message, result = self._train_classic(runtime)
+        if self.body.post_training_steps:
+            message, result = self._post_training(runtime, message, result)
+        return message, result
+
+    def _train_classic(self, runtime: ServiceRuntime) -> tuple[str, dict[str, Any]]:
+        config = self.body.training_configuration
         self.store.transition(
             ProjectState.TRAINING,
             f"starting the aggregator and {config.deployed_learners} learners",
@@ -241,6 +253,41 @@ class ProjectRunner(threading.Thread):
         )
         return message, {"training": succeeded, "clusters": {c: len(learners_of[c]) for c in
                                                              active}}  # fmt: skip
+
+    def _post_training(
+        self, runtime: ServiceRuntime, message: str, result: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """Stop the FL services, then build and deploy the model's inference server."""
+        self._undeploy_all()
+        order = list(PostTrainingStep)  # build before deploy, whatever the body's order
+        steps = sorted(set(self.body.post_training_steps), key=order.index)
+        self.store.transition(
+            ProjectState.POST_TRAINING,
+            f"{message}; running {', '.join(step.value for step in steps)}",
+            training=result.get("training", {}),
+        )
+        post = PostTraining(
+            project_id=self.project_id, customer=self.body.customer_id,
+            flavor=self.body.ml_model_flavor.value, platforms=list(self.body.supported_platforms),
+            store=self.store, orchestrator=self.context.orchestrator,
+            orchestrator_kind=self.context.orchestrator_kind, deploy=self._deploy_spec,
+            events=self.events, check_cancelled=self._check_cancelled,
+            tracking_url=self.context.stack.tracking_url, callback_env=self._callback_env(),
+            free_port=_free_port, environment=runtime.environment, images=self.context.images,
+        )  # fmt: skip
+        model = (result.get("training") or {}).get("model") or {}
+        try:
+            steps_done = post.run(steps, model)
+        except PostTrainingFailure as e:
+            raise ProjectFailure(f"{message}, but {e}") from e
+        deployed = steps_done.get(PostTrainingStep.DEPLOY_TRAINED_MODEL_IMAGE.value) or {}
+        if deployed.get("url"):
+            message += f"; inference server at {deployed['url']}"
+            result["inference_url"] = deployed["url"]
+        elif built := steps_done.get(PostTrainingStep.BUILD_IMAGE_FOR_TRAINED_MODEL.value):
+            image = built.get("image")
+            message += f"; inference image {image}" if image else "; inference environment ready"
+        return message, {**result, "post_training": steps_done}
 
     def _clusters(self) -> tuple[list[str], set[str]]:
         """The clusters to train in, and those the orchestrator can place services on."""
@@ -522,8 +569,10 @@ class ProjectRunner(threading.Thread):
             return ""
         return "; learners: " + "; ".join(self._learner_failures.values())
 
-    def _undeploy_all(self) -> None:
+    def _undeploy_all(self, keep: set[str] | None = None) -> None:
         for service_id, role in self.store.live_services():
+            if keep and role in keep:
+                continue
             try:
                 self.context.orchestrator.undeploy(service_id, timeout=10.0)
             except Exception:

@@ -36,6 +36,13 @@ class ProjectStore:
             )
         _log.info("project=%s state=%s %s", self.project_id, state.value, message)
 
+    def set_result(self, **result: Any) -> None:
+        """Merge `result` into the project's result without changing its state."""
+        with self.database.session() as session:
+            project = session.get(Project, self.project_id)
+            if project is not None:
+                project.result = {**project.result, **result}
+
     def event(self, event_type: str, message: str = "", *, source: str = "manager",
               data: dict[str, Any] | None = None) -> None:  # fmt: skip
         """Record an event that does not change the state."""

@@ -214,8 +214,4 @@ class ProjectCreate(BaseModel):
                 "post_training_steps: deploy_trained_model_image needs "
                 "build_image_for_trained_model"
             )
-        if steps:
-            raise ValueError(
-                "post_training_steps are not available yet on this manager; leave the list empty"
-            )
         return self

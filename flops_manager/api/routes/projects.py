@@ -171,10 +171,21 @@ def project_logs(
 def cancel_project(
     project_id: str, caller: CurrentCaller, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    """Cancel a project: everything it started is undeployed, its state becomes cancelled."""
+    """Cancel a project: everything it started is undeployed, its state becomes cancelled.
+
+    A completed project keeps its inference service (post-training step
+    `deploy_trained_model_image`) until this is called: then the service is stopped and the
+    project stays `completed`.
+    """
     project = service.get_project(session=session, caller=caller, project_id=project_id)
     if ProjectState(project.state) not in ACTIVE_STATES:
-        raise ProjectConflictError(f"project {project_id} is already {project.state}")
+        live = [s for s in project.services if s.undeployed_at is None]
+        if not live:
+            raise ProjectConflictError(f"project {project_id} is already {project.state}")
+        state = project.state
+        session.close()
+        stopped = runtime.lifecycle.stop_services(project_id)
+        return {"id": project_id, "state": state, "stopped_services": stopped}
     session.close()
     runtime.lifecycle.cancel(project_id)
     runtime.lifecycle.wait(project_id, timeout=60)
