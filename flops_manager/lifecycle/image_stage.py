@@ -150,22 +150,9 @@ class ImageStage:
             "--base-image", self.settings.base_image,
             "--tls-verify" if self.settings.tls_verify else "--insecure-registry",
         ]  # fmt: skip
-        spec = ServiceSpec(
-            name=f"b{project_id}"[:30],
-            project_id=project_id,
-            role="builder",
-            image=self.settings.builder_image,
-            command=command,
-            # The repo URL may carry credentials: it goes in the environment, never in argv.
-            env={
-                **callback_env,
-                "FLOPS_REPO_URL": repo_url,
-                "STORAGE_DRIVER": self.settings.storage_driver,
-            },
-            one_shot=True,
-            privileged=True,
-            # Buildah's storage, so that layers (the flavour base above all) are built once.
-            volumes={self.settings.cache_volume: "/var/lib/containers"},
+        # The repo URL may carry credentials: it goes in the environment, never in argv.
+        spec = self.builder_spec(
+            f"b{project_id}", command, {**callback_env, "FLOPS_REPO_URL": repo_url}
         )
         self.store.event(
             "build_started",
@@ -176,14 +163,38 @@ class ImageStage:
             builder = self.deploy(spec)
         except OrchestratorError as e:
             raise BuildFailure(f"cannot start the image builder: {e}") from e
-        images = self._follow(builder)
+        images = self.follow(builder, _project_images)
         elapsed = time.monotonic() - started
         self.store.event(
             "images_built", f"images built and pushed in {elapsed:.0f} s", data={"images": images}
         )
         return ProjectImages(images["learner"], images["aggregator"], reused=False)
 
-    def _follow(self, builder: str) -> dict[str, str]:
+    def builder_spec(self, name: str, command: list[str], env: dict[str, str]) -> ServiceSpec:
+        """A one-shot, privileged image-builder service with the layer cache volume."""
+        return ServiceSpec(
+            name=name[:30],
+            project_id=self.store.project_id,
+            role="builder",
+            image=self.settings.builder_image,
+            command=command,
+            env={**env, "STORAGE_DRIVER": self.settings.storage_driver},
+            one_shot=True,
+            privileged=True,
+            # Buildah's storage, so that layers (the flavour base above all) are built once.
+            volumes={self.settings.cache_volume: "/var/lib/containers"},
+        )
+
+    def follow(
+        self, builder: str, result_of: Callable[[dict[str, Any]], dict[str, str]]
+    ) -> dict[str, str]:
+        """Follow a builder service to its `succeeded` event; `result_of` reads its data.
+
+        Raises
+        ------
+        BuildFailure
+            It reported `failed`, or ended without a result (the message says why).
+        """
         while True:
             self.check_cancelled()
             try:
@@ -191,7 +202,7 @@ class ImageStage:
             except queue.Empty:
                 event = None
             if event is not None and event.get("source") == "builder":
-                outcome = self._on_event(event)
+                outcome = self._on_event(event, result_of)
                 if outcome is not None:
                     return outcome
                 continue
@@ -209,7 +220,9 @@ class ImageStage:
                     f"the image builder ended (exit code {code}) without a result: {detail}"
                 )
 
-    def _on_event(self, event: dict[str, Any]) -> dict[str, str] | None:
+    def _on_event(
+        self, event: dict[str, Any], result_of: Callable[[dict[str, Any]], dict[str, str]]
+    ) -> dict[str, str] | None:
         data = event.get("data") or {}
         kind = event.get("type")
         if kind == "step_completed":
@@ -218,10 +231,7 @@ class ImageStage:
             took = f" in {float(seconds):.1f} s" if isinstance(seconds, int | float) else ""
             self.store.event("build_step", f"{step} done{took}", source="builder", data=data)
         elif kind == "succeeded":
-            images = data.get("images") or {}
-            if not {"learner", "aggregator"} <= set(images):
-                raise BuildFailure(f"the image builder reported incomplete images: {images}")
-            return {role: str(ref) for role, ref in images.items()}
+            return result_of(data)
         elif kind == "failed":
             step = data.get("step", "build")
             reason = data.get("reason", "no reason given")
@@ -229,6 +239,13 @@ class ImageStage:
             tail = (": " + " | ".join(output[-8:])) if output else ""
             raise BuildFailure(f"image build failed at step {step}: {reason}{tail}")
         return None
+
+
+def _project_images(data: dict[str, Any]) -> dict[str, str]:
+    images = data.get("images") or {}
+    if not {"learner", "aggregator"} <= set(images):
+        raise BuildFailure(f"the image builder reported incomplete images: {images}")
+    return {role: str(ref) for role, ref in images.items()}
 
 
 @functools.cache

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from flops_manager.lifecycle.image_stage import ImageSettings
+from flops_manager.lifecycle.image_stage import BuildFailure, ImageSettings, ImageStage
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.orchestrators import (
     Orchestrator,
@@ -156,9 +156,41 @@ class PostTraining:
         }
 
     def _build_image(self, uri: str, model: dict[str, Any]) -> dict[str, Any]:
-        raise PostTrainingFailure(
-            "inference images on container backends are not wired to the manager yet"
-        )
+        """Run the image builder's `build-inference` as a one-shot service and follow it."""
+        assert self.images is not None
+        stage = ImageStage(
+            settings=self.images, orchestrator=self.orchestrator, store=self.store,
+            deploy=self.deploy, events=self.events, check_cancelled=self.check_cancelled,
+        )  # fmt: skip
+        command = [
+            "python", "-m", "image_builder", "build-inference", "--model-uri", uri,
+            "--registry", self.images.registry, "--customer", self.customer,
+            "--project-id", self.project_id, "--platforms", ",".join(self.platforms),
+            "--base-image", self.images.base_image, "--flavor", self.flavor,
+            "--tls-verify" if self.images.tls_verify else "--insecure-registry",
+        ]  # fmt: skip
+        # The tracking URI may carry credentials: environment, not argv.
+        env = {**self.callback_env, "MLFLOW_TRACKING_URI": self.tracking_url}
+        spec = stage.builder_spec(f"ib{self.project_id}", command, env)
+        try:
+            builder = self.deploy(spec)
+        except OrchestratorError as e:
+            raise PostTrainingFailure(f"cannot start the image builder: {e}") from e
+        try:
+            built = stage.follow(builder, _inference_image)
+        except BuildFailure as e:
+            raise PostTrainingFailure(str(e)) from e
+        finally:
+            self._undeploy_quietly(builder)
+        return {"model_uri": uri, "version": str(model.get("version")), **built}
+
+    def _undeploy_quietly(self, service_id: str) -> None:
+        try:
+            self.orchestrator.undeploy(service_id, timeout=10.0)
+        except OrchestratorError:
+            _log.exception("project=%s cannot undeploy %s", self.project_id, service_id)
+            return
+        self.store.mark_undeployed(service_id)
 
     # -- deploy ---------------------------------------------------------------------------
 
@@ -180,9 +212,16 @@ class PostTraining:
                 restart=RestartPolicy(policy="on_failure", max_restarts=3),
             )  # fmt: skip
         else:
-            raise PostTrainingFailure(
-                "inference services on container backends are not wired to the manager yet"
-            )
+            # The image's entrypoint is `mlflow models serve ... --host 0.0.0.0`; its command
+            # is the port (8080 by default), chosen here so that projects sharing a host
+            # (host networking) do not collide.
+            spec = ServiceSpec(
+                name=f"inf{self.project_id}"[:30], project_id=self.project_id,
+                role=INFERENCE_ROLE, image=built["image"], command=["--port", str(port)],
+                platforms=list(self.platforms), ports=[PortMapping(container_port=port)],
+                resources=Resources(memory_mb=_INFERENCE_MEMORY_MB),
+                restart=RestartPolicy(policy="on_failure", max_restarts=3),
+            )  # fmt: skip
         try:
             service_id = self.deploy(spec)
         except OrchestratorError as e:
@@ -217,6 +256,17 @@ class PostTraining:
                     f"{_READY_TIMEOUT_S:.0f} s"
                 )
             time.sleep(_POLL_S)
+
+
+def _inference_image(data: dict[str, Any]) -> dict[str, str]:
+    image = data.get("image")
+    if not image or "@sha256:" not in str(image):
+        raise BuildFailure(f"the image builder reported no inference image: {data}")
+    result = {"image": str(image), "platforms": ",".join(data.get("platforms") or [])}
+    timings = data.get("timings")
+    if isinstance(timings, dict):
+        result["build_timings"] = ", ".join(f"{k} {float(v):.1f} s" for k, v in timings.items())
+    return result
 
 
 def _add_uvicorn_launcher(environment: Path) -> None:

@@ -15,9 +15,13 @@ from typing import Any
 
 import docker
 import httpx
+import mlflow.pyfunc
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
+from sklearn.datasets import load_digits
 
+from image_builder.registry_client import RegistryClient, split_ref
 from tests.conftest import free_port
 from tests.e2e_containers.conftest import (
     REGISTRY,
@@ -182,6 +186,47 @@ def test_a_hierarchical_project_trains_in_containers_per_configured_cluster(
         [root.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{root.info.run_id}'"
     )
     assert sorted(r.data.tags["flops.cluster"] for r in children) == ["edgeA", "edgeB"]
+    assert _project_containers(project_id) == []
+
+
+def test_the_trained_model_becomes_an_inference_image_for_both_platforms_and_answers(
+    manager: DockerManager, git_server: GitServer, digits_repo: Path
+) -> None:
+    # Prepare: amd64 learners; images and the inference image for amd64 and arm64
+    body = _body(git_server.url("sklearn-digits")) | {
+        "learner_platforms": None,
+        "post_training_steps": ["build_image_for_trained_model", "deploy_trained_model_image"],
+    }
+
+    # Execute
+    project_id = manager.api("POST", "/projects", json=body).json()["id"]
+    project = manager.wait_state(project_id, FINAL, timeout=3000)
+
+    # Assert: the image is in the registry for both platforms, with the model's labels
+    assert project["state"] == "completed", project["message"]
+    steps = project["result"]["post_training"]
+    image = steps["build_image_for_trained_model"]["image"]
+    version = project["result"]["training"]["model"]["version"]
+    assert image.startswith(f"{REGISTRY}/admin/{project_id}/inference:{version}@sha256:")
+    tag = image.split("@")[0].split("/", 1)[1]
+    assert set(registry_layers(tag)) == {"amd64", "arm64"}
+    # It runs as the project's inference service and answers like the registered model
+    url = project["result"]["inference_url"]
+    digits = load_digits()
+    inputs = digits.data[-200:].astype(float)
+    served = httpx.post(f"{url}/invocations", json={"inputs": inputs.tolist()}, timeout=60)
+    assert served.status_code == 200, served.text
+    client = MlflowClient(manager.tracking_url)
+    mlflow.set_tracking_uri(manager.tracking_url)
+    model = mlflow.pyfunc.load_model(steps["build_image_for_trained_model"]["model_uri"])
+    assert served.json()["predictions"] == np.asarray(model.predict(inputs)).tolist()
+    _, repository, reference = split_ref(image.split("@")[0])
+    with RegistryClient(REGISTRY, tls_verify=False) as registry:
+        labels = registry.image_labels(repository, reference, "linux/arm64")
+    assert labels["io.flops.model-version"] == str(version)
+    assert client.get_model_version(f"flops-{project_id}", version).version == str(version)
+    # Deleting the project stops the inference service
+    assert manager.api("DELETE", f"/projects/{project_id}").status_code == 200
     assert _project_containers(project_id) == []
 
 
