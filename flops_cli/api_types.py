@@ -111,7 +111,13 @@ class LogsResponse(TypedDict):
 
 
 class MockDataResult(TypedDict):
-    """`POST /api/flops/mocks`."""
+    """`POST /api/flops/mocks`, `GET /api/flops/mocks/{id}`: a mock-data job."""
 
     data_tag: str
     partitions: list[Any]
+    id: NotRequired[str]
+    url: NotRequired[str]
+    state: NotRequired[str]
+    message: NotRequired[str]
+    measure: NotRequired[dict[str, Any] | None]
+    events: NotRequired[list[dict[str, Any]]]

@@ -177,18 +177,46 @@ class ManagerClient:
         return str(answer["tracking_url"])
 
     def create_mock_data(
-        self, *, dataset: str, partitions: int, tag: str, customer_id: str = "Admin"
+        self,
+        *,
+        dataset: str,
+        partitions: int,
+        tag: str,
+        customer_id: str = "Admin",
+        partitioning: dict[str, Any] | None = None,
+        label_column: str | None = None,
+        wait: bool = True,
     ) -> MockDataResult:
-        """Push `partitions` parts of a bundled dataset to the learner nodes under `tag`."""
-        body = {
-            "customerID": customer_id,
-            "mock_data_configuration": {
-                "dataset_name": dataset,
-                "number_of_partitions": partitions,
-                "data_tag": tag,
-            },
+        """Push `partitions` parts of a dataset to the learner nodes under `tag`.
+
+        `dataset` is a bundled dataset's name or a .parquet/.csv file in the manager's
+        datasets directory; `partitioning` e.g. `{"kind": "dirichlet", "alpha": 0.1}`
+        (default IID). With `wait` the answer comes when the data is on the data servers.
+        """
+        config: dict[str, Any] = {
+            "dataset_name": dataset,
+            "number_of_partitions": partitions,
+            "data_tag": tag,
         }
-        return cast(MockDataResult, self._request("POST", "/mocks", json=body))
+        if label_column is not None:
+            config["label_column"] = label_column
+        body: dict[str, Any] = {"customerID": customer_id, "mock_data_configuration": config}
+        if partitioning is not None:
+            body["partitioning"] = partitioning
+        params = None if wait else {"wait": "false"}
+        return cast(MockDataResult, self._request("POST", "/mocks", json=body, params=params))
+
+    def list_mock_data(self) -> list[MockDataResult]:
+        """The caller's mock-data jobs, newest first."""
+        return cast(list[MockDataResult], self._request("GET", "/mocks"))
+
+    def get_mock_data(self, job_id: str) -> MockDataResult:
+        """One mock-data job with its partitions and events."""
+        return cast(MockDataResult, self._request("GET", f"/mocks/{_quote(job_id)}"))
+
+    def delete_mock_data(self, job_id: str) -> dict[str, Any]:
+        """Drop a mock-data job's partitions from the data servers."""
+        return cast(dict[str, Any], self._request("DELETE", f"/mocks/{_quote(job_id)}"))
 
     def _request(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,15 @@ app = typer.Typer(
     # A traceback with local variables could show the token.
     pretty_exceptions_show_locals=False,
 )
+
+
+class Partitioning(StrEnum):
+    """How `flops mock-data` splits a dataset."""
+
+    IID = "iid"
+    DIRICHLET = "dirichlet"
+
+
 token_app = typer.Typer(help="API tokens (admin).", no_args_is_help=True, add_completion=False)
 app.add_typer(project_app, name="project")
 app.add_typer(token_app, name="token")
@@ -73,21 +83,60 @@ def mock_data(
     dataset: Annotated[
         str, typer.Option(help="digits, iris, wine or breast_cancer (bundled with scikit-learn).")
     ] = "digits",
+    file: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of --dataset: a .parquet or .csv file in the manager's datasets "
+            "directory (FLOPS_DATASETS_DIR), as a path relative to it."
+        ),
+    ] = None,
     partitions: Annotated[int, typer.Option(min=1, help="Parts, spread over the nodes.")] = 3,
     tag: Annotated[str, typer.Option(help="Data tag to store the parts under.")] = "digits",
+    partitioning: Annotated[
+        Partitioning, typer.Option(help="iid, or dirichlet: non-IID label mixes (needs --alpha).")
+    ] = Partitioning.IID,
+    alpha: Annotated[
+        float | None,
+        typer.Option(help="Dirichlet concentration > 0: 0.1 very skewed, 100 nearly IID."),
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the split.")] = 0,
+    label_column: Annotated[
+        str | None, typer.Option(help="Column with the labels (default: label).")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Return when the data is on the data servers.")] = True,
     customer_id: Annotated[
         str | None, typer.Option(help="Customer (default: the token's customer).")
     ] = None,
 ) -> None:
-    """Push a bundled dataset, split into partitions, to the learner nodes' data servers."""
+    """Push a dataset, split into partitions, to the learner nodes' data servers."""
+    if partitioning is Partitioning.DIRICHLET and alpha is None:
+        raise typer.BadParameter("--partitioning dirichlet needs --alpha", param_hint="--alpha")
+    if partitioning is Partitioning.IID and alpha is not None:
+        raise typer.BadParameter("--alpha is for --partitioning dirichlet", param_hint="--alpha")
+    how: dict[str, object] = {"kind": partitioning.value, "seed": seed}
+    if alpha is not None:
+        how["alpha"] = alpha
+    name = file or dataset
     with manager_errors(), state_of(ctx).client() as client:
         owner = customer_id or client.whoami()["customer_id"]
         result = client.create_mock_data(
-            dataset=dataset, partitions=partitions, tag=tag, customer_id=owner
+            dataset=name,
+            partitions=partitions,
+            tag=tag,
+            customer_id=owner,
+            partitioning=None if how == {"kind": "iid", "seed": 0} else how,
+            label_column=label_column,
+            wait=wait,
         )
+    job = f"job {result['id']} " if "id" in result else ""
+    if result.get("state", "completed") != "completed":
+        console.print(f"Mock-data {job}{result.get('state')}: {result.get('url')}", highlight=False)
+        return
+    measure = result.get("measure") or {}
+    skew = f"; label skew {measure['value']}" if measure.get("value") is not None else ""
     console.print(
-        f"Pushed {len(result['partitions'])} partitions of {dataset} under tag "
-        f"{result['data_tag']}",
+        f"Pushed {len(result['partitions'])} partitions of {name} under tag "
+        f"{result['data_tag']} ({job.strip() or 'done'}{skew})",
         highlight=False,
     )
     for partition in result["partitions"]:

@@ -23,6 +23,11 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flops_manager.repos.git_checkout import RepoPolicyError
+from flops_manager.services.mock_jobs import (
+    MockDataCleanupError,
+    MockJobConflictError,
+    MockJobNotFoundError,
+)
 from flops_manager.services.oakestra_auth import (
     InvalidOakestraTokenError,
     OakestraUnavailableError,
@@ -79,6 +84,9 @@ ERROR_CATALOG: dict[type[Exception], tuple[int, str]] = {
     RepoPolicyError: (422, "{exc}"),
     ProjectNotFoundError: (404, "project {project_id} not found"),
     ProjectConflictError: (409, "{exc}"),
+    MockJobNotFoundError: (404, "mock-data job {job_id} not found"),
+    MockJobConflictError: (409, "{exc}"),
+    MockDataCleanupError: (503, "{exc}"),
     ManagerNotReadyError: (503, "the manager is starting or stopping; try again shortly"),
 }
 

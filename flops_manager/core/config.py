@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     )
     mlflow_port: int = Field(5000, ge=1, le=65535)
     data_server_port: int = Field(11027, ge=1, le=65535)
+    datasets_dir: Path | None = Field(
+        None,
+        description="The only directory from which `POST /api/flops/mocks` reads .parquet and "
+        ".csv dataset files (named relative to it, or by an absolute path inside it); default "
+        "<data_dir>/datasets.",
+    )
     public_url: str | None = Field(
         None, description="URL at which services reach the manager; default http://host:port."
     )

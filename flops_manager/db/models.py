@@ -1,4 +1,5 @@
-"""Tables: projects, every state transition and event of a project, its services, API tokens."""
+"""Tables: projects, every state transition and event of a project, its services, API tokens,
+mock-data jobs and their events."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["ApiToken", "Base", "Project", "ProjectEvent", "ProjectService", "utcnow"]
+__all__ = [
+    "ApiToken",
+    "Base",
+    "MockDataJob",
+    "MockDataJobEvent",
+    "Project",
+    "ProjectEvent",
+    "ProjectService",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -99,3 +109,45 @@ class ApiToken(Base):
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class MockDataJob(Base):
+    """One mock-data request: a dataset split into partitions and pushed to data servers."""
+
+    __tablename__ = "mock_data_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    state: Mapped[str] = mapped_column(String(32), index=True, default="pending")
+    message: Mapped[str] = mapped_column(Text, default="")
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    data_tag: Mapped[str] = mapped_column(String(128), index=True)
+    # Every partition pushed: partition, node, data server, dataset, rows, label histogram;
+    # `dropped` once removed from its data server.
+    partitions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    measure: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    events: Mapped[list[MockDataJobEvent]] = relationship(
+        back_populates="job", order_by="MockDataJobEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class MockDataJobEvent(Base):
+    """A state transition (`kind="state"`) or a step (`kind="event"`) of a mock-data job."""
+
+    __tablename__ = "mock_data_job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("mock_data_jobs.id"), index=True)
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    job: Mapped[MockDataJob] = relationship(back_populates="events")

@@ -1,83 +1,169 @@
-"""`POST /api/flops/mocks`: put demo data on the learner nodes' data servers (FLOps body)."""
+"""Mock data: `/api/flops/mocks` — put demo data on the learner nodes' data servers, list the
+jobs that did, read one, delete one (its partitions are dropped from the data servers)."""
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from flops_manager.api.deps import CurrentCaller, RuntimeDep
-from flops_manager.api.errors import AUTH_RESPONSES
-from flops_manager.lifecycle.runtime import ManagerRuntime
-from flops_utils.ml_data_client import MLDataClient
-from flops_utils.mock_data import BUNDLED_DATASETS, load_bundled_dataset, partition_iid
+from flops_manager.api.deps import (
+    CurrentCaller,
+    DatabaseDep,
+    RuntimeDep,
+    SessionDep,
+    SettingsDep,
+)
+from flops_manager.api.errors import AUTH_RESPONSES, PermissionDeniedError
+from flops_manager.db import Database
+from flops_manager.db.models import MockDataJob
+from flops_manager.schemas.mock_data import DirichletPartitioning, MockDataRequest, MockJobState
+from flops_manager.services import mock_jobs as service
+from flops_manager.services.mock_datasets import (
+    InvalidMockDataError,
+    LoadedDataset,
+    datasets_dir_of,
+    load_requested_dataset,
+)
+from flops_manager.services.mock_jobs import DataServers, MockJobs
 
-__all__ = ["MockDataConfiguration", "MockDataRequest", "router"]
+__all__ = ["DataServersDep", "MockJobsDep", "get_data_servers", "get_mock_jobs", "router"]
 
 router = APIRouter(tags=["mock data"], responses=AUTH_RESPONSES)
 
+_jobs_lock = threading.Lock()
 
-class MockDataConfiguration(BaseModel):
-    """What to put where: a dataset split into partitions, one per learner node, under a tag."""
 
-    model_config = ConfigDict(extra="forbid")
+def get_data_servers(runtime: RuntimeDep) -> DataServers:
+    """The learner nodes' data servers: the embedded stack's (503 while the manager starts)."""
+    return runtime.stack
 
-    dataset_name: str = Field(
-        description=f"A dataset bundled with scikit-learn: {', '.join(BUNDLED_DATASETS)}.",
-        json_schema_extra={"enum": list(BUNDLED_DATASETS)},
+
+DataServersDep = Annotated[DataServers, Depends(get_data_servers)]
+
+
+def get_mock_jobs(request: Request, database: DatabaseDep) -> MockJobs:
+    """The app's one `MockJobs`, created (ending jobs a previous manager left) on first use."""
+    with _jobs_lock:
+        jobs = getattr(request.app.state, "mock_jobs", None)
+        if not isinstance(jobs, MockJobs):
+            jobs = MockJobs(database)
+            request.app.state.mock_jobs = jobs
+        return jobs
+
+
+MockJobsDep = Annotated[MockJobs, Depends(get_mock_jobs)]
+
+
+def _load(body: MockDataRequest, datasets_dir: Path) -> LoadedDataset:
+    config = body.mock_data_configuration
+    loaded = load_requested_dataset(
+        name=config.dataset_name,
+        label_column=config.label_column,
+        labels_required=isinstance(body.partitioning, DirichletPartitioning),
+        datasets_dir=datasets_dir,
     )
-    number_of_partitions: int = Field(ge=1, le=1000, description="Partitions (IID).")
-    data_tag: str = Field(
-        min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$", description="Tag of the data."
-    )
+    min_size = getattr(body.partitioning, "min_size", 1)
+    if config.number_of_partitions * min_size > loaded.table.num_rows:
+        raise InvalidMockDataError(
+            ("body", "mock_data_configuration", "number_of_partitions"),
+            f"{config.number_of_partitions} partitions of at least {min_size} rows need more "
+            f"rows than the {loaded.table.num_rows} of dataset {config.dataset_name!r}",
+        )
+    return loaded
 
 
-class MockDataRequest(BaseModel):
-    """The original FLOps mock-data body."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
-
-    customer_id: str = Field(
-        "Admin",
-        validation_alias=AliasChoices("customerID", "customer_id"),
-        description="Who asks (informational).",
-    )
-    mock_data_configuration: MockDataConfiguration = Field(description="What data to provide.")
+def _job_body(job_id: str, database: Database, url: str) -> dict[str, Any]:
+    with database.session() as session:
+        job = session.get(MockDataJob, job_id)
+        if job is None:
+            raise service.MockJobNotFoundError(job_id)
+        return {**service.job_view(job), "url": url}
 
 
 @router.post("/mocks", status_code=status.HTTP_201_CREATED)
 @router.post("/mocks/", status_code=status.HTTP_201_CREATED, include_in_schema=False)
 async def provide_mock_data(
-    body: MockDataRequest, caller: CurrentCaller, runtime: RuntimeDep
+    body: MockDataRequest,
+    caller: CurrentCaller,
+    settings: SettingsDep,
+    database: DatabaseDep,
+    servers: DataServersDep,
+    jobs: MockJobsDep,
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
+    wait: Annotated[
+        bool, Query(description="Answer when the data is on the data servers (default).")
+    ] = True,
+) -> Any:
+    """Split the dataset (IID or Dirichlet non-IID) and push partition i to node i's server.
+
+    By default the answer comes when the job has ended: 201 with `state: completed`, or an
+    error with the job and the reason (502; 503 if a data server cannot be reached) after
+    what was pushed has been dropped. With `?wait=false` the answer is a 201 in `pending` at
+    once; follow the job at its `url`.
+    """
+    try:
+        loaded = await run_in_threadpool(_load, body, datasets_dir_of(settings))
+    except InvalidMockDataError as e:
+        raise RequestValidationError([{"loc": e.loc, "msg": str(e), "type": "value_error"}]) from e
+
+    def create() -> str:
+        with database.session() as session:
+            job = service.create_job(session=session, caller=caller, body=body)
+            return job.id
+
+    try:
+        job_id = await run_in_threadpool(create)
+    except PermissionError as e:
+        raise PermissionDeniedError(str(e)) from e
+    jobs.accept(job_id)
+    url = str(request.url_for("get_mock_data_job", job_id=job_id))
+    run = {"table": loaded.table, "label_column": loaded.label_column, "request": body}
+    if not wait:
+        background.add_task(jobs.run, job_id, servers=servers, **run)
+        response.headers["Location"] = url
+        return await run_in_threadpool(_job_body, job_id, database, url)
+    state, retryable = await run_in_threadpool(jobs.run, job_id, servers=servers, **run)
+    view = await run_in_threadpool(_job_body, job_id, database, url)
+    if state is MockJobState.COMPLETED:
+        response.headers["Location"] = url
+        return view
+    return JSONResponse(
+        {**view, "detail": f"mock-data job {job_id} {view['message']}"},
+        status_code=503 if retryable else 502,
+        headers={"Location": url},
+    )
+
+
+@router.get("/mocks")
+@router.get("/mocks/", include_in_schema=False)
+def list_mock_data_jobs(caller: CurrentCaller, session: SessionDep) -> list[dict[str, Any]]:
+    """The caller's mock-data jobs (every job for the admin), newest first."""
+    return [service.job_view(j) for j in service.list_jobs(session=session, caller=caller)]
+
+
+@router.get("/mocks/{job_id}")
+@router.get("/mocks/{job_id}/", include_in_schema=False)
+def get_mock_data_job(job_id: str, caller: CurrentCaller, session: SessionDep) -> dict[str, Any]:
+    """A job: state, message, configuration, label-skew measure, partitions and events."""
+    job = service.get_job(session=session, caller=caller, job_id=job_id)
+    return service.job_view(job, events=True)
+
+
+@router.delete("/mocks/{job_id}")
+@router.delete("/mocks/{job_id}/", include_in_schema=False)
+def delete_mock_data_job(
+    job_id: str, caller: CurrentCaller, session: SessionDep, jobs: MockJobsDep
 ) -> dict[str, Any]:
-    """Split the dataset into IID partitions and push partition i to learner node i's server."""
-    config = body.mock_data_configuration
-    if config.dataset_name not in BUNDLED_DATASETS:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("body", "mock_data_configuration", "dataset_name"),
-                    "msg": f"unknown dataset {config.dataset_name!r}; valid datasets: "
-                    f"{', '.join(BUNDLED_DATASETS)}",
-                    "type": "value_error",
-                }
-            ]
-        )
-    return await run_in_threadpool(_push, runtime, config)
-
-
-def _push(runtime: ManagerRuntime, config: MockDataConfiguration) -> dict[str, Any]:
-    runtime.stack.ensure_started()
-    table = load_bundled_dataset(config.dataset_name)
-    parts = partition_iid(table, config.number_of_partitions, seed=0)
-    pushed = []
-    for i, part in enumerate(parts):
-        address = runtime.stack.data_server(i)
-        with MLDataClient(address) as client:
-            name = client.push_table(config.data_tag, part)
-        pushed.append({"partition": i, "node": i % runtime.stack.nodes, "rows": part.num_rows,
-                       "dataset": name})  # fmt: skip
-    return {"data_tag": config.data_tag, "partitions": pushed}
+    """Drop the job's partitions from the data servers; a running job is cancelled first."""
+    service.get_job(session=session, caller=caller, job_id=job_id)
+    session.close()
+    state = jobs.delete(job_id)
+    return {"id": job_id, "state": state.value}
