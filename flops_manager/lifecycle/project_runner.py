@@ -242,7 +242,7 @@ class ProjectRunner(threading.Thread):
             cluster_of_address[address] = name
         placement = {a: c for a, c in cluster_of_address.items() if c in placed}
         learners = self._deploy_learners(runtime, addresses, placement)
-        succeeded = self._follow(root, cluster_aggregators + learners)
+        succeeded = self._follow(root, cluster_aggregators + learners, cluster_aggregators)
         metrics = succeeded.get("metrics", {})
         model = succeeded.get("model") or {}
         message = (
@@ -511,7 +511,9 @@ class ProjectRunner(threading.Thread):
         self.store.add_service(service_id, spec.role, self.context.orchestrator_kind)
         return service_id
 
-    def _follow(self, aggregator: str, learners: list[str]) -> dict[str, Any]:
+    def _follow(
+        self, aggregator: str, learners: list[str], clusters: list[str] | None = None
+    ) -> dict[str, Any]:
         """Wait for the aggregator's outcome, watching the processes as well as the events.
 
         `learners` are the services below the top aggregator: the learners and, in
@@ -533,6 +535,7 @@ class ProjectRunner(threading.Thread):
                     return dict(event.get("data", {}))
                 if event["type"] == "failed":
                     reason = f"training failed: {event['data'].get('reason', '')}"
+                    self._await_cluster_outcomes(clusters or [])
                     if self._cluster_failures:
                         reason += "; clusters: " + "; ".join(self._cluster_failures.values())
                     raise ProjectFailure(reason + self._learner_summary(learners))
@@ -555,6 +558,21 @@ class ProjectRunner(threading.Thread):
                         "the aggregator stopped without reporting an outcome: "
                         + _exit_message("aggregator", state.exit_code, lines)
                     )
+
+    def _await_cluster_outcomes(self, clusters: list[str], seconds: float = 10.0) -> None:
+        """Give failing cluster aggregators a moment to report why (it explains the root)."""
+        deadline = time.monotonic() + seconds
+        while clusters and time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.2)
+            except queue.Empty:
+                event = None
+            source = str(event.get("source", "")) if event is not None else ""
+            if event is not None and source.startswith("cluster:") and event["type"] == "failed":
+                self._cluster_failures[source] = str(event.get("data", {}).get("reason", ""))
+            ended = all(self.context.orchestrator.status(c).status.terminal for c in clusters)
+            if ended and self.events.empty():
+                return
 
     def _learner_summary(self, learners: list[str]) -> str:
         """The learners' own reasons, which usually explain an aggregator's failure."""
