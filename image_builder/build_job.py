@@ -14,10 +14,7 @@ event naming the step, a reason a user can act on, and the relevant output lines
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +24,10 @@ from flops_utils.redact import redact_url
 from flops_utils.repo_checker import RepoReport
 from image_builder.build_context import stage_project_context
 from image_builder.build_request import STEPS, BuildRequest, BuildResult
+from image_builder.build_steps import StepTimer
 from image_builder.buildah import Buildah
 from image_builder.dependency_lock import DependencyLock, lock_repo_dependencies
-from image_builder.errors import (
-    BuildStepError,
-    ImageBuilderError,
-    RegistryError,
-)
+from image_builder.errors import BuildStepError, RegistryError
 from image_builder.flavor_base import (
     FlavorBase,
     FlavorBaseSpec,
@@ -86,9 +80,10 @@ class ImageBuildJob:
         self._buildah = buildah
         self._pip = pip_settings
         self._tree = tree
-        self._timings: dict[str, float] = {}
+        self._steps_timer = StepTimer(reporter, project_id=request.project_id, first_step=STEPS[0])
+        self._timings = self._steps_timer.timings
+        self._step = self._steps_timer.step
         self._manifests: list[str] = []
-        self._step_name = STEPS[0]
 
     def run(self) -> BuildResult:
         """Run every step; report and raise `BuildStepError` on the first failure."""
@@ -115,7 +110,7 @@ class ImageBuildJob:
             reason = "the image build was stopped (cancelled or the builder was shut down)"
             self._reporter.report(
                 EventType.FAILED,
-                step=self._step_name,
+                step=self._steps_timer.current,
                 reason=reason,
                 output=[],
                 timings=self._timings,
@@ -181,32 +176,6 @@ class ImageBuildJob:
             images = self._push(refs)
             info["images"] = images
         return BuildResult(images, req.platforms, dict(self._timings))
-
-    @contextmanager
-    def _step(self, step: str) -> Iterator[dict[str, Any]]:
-        info: dict[str, Any] = {}
-        self._step_name = step
-        started = time.monotonic()
-        _log.info("project=%s step %s started", self.request.project_id, step)
-        try:
-            yield info
-        except BuildStepError:
-            raise
-        except ImageBuilderError as e:
-            self._timings[step] = round(time.monotonic() - started, 3)
-            _log.error("project=%s step %s failed: %s", self.request.project_id, step, e.reason)
-            raise BuildStepError(step, e) from e
-        except Exception as e:
-            self._timings[step] = round(time.monotonic() - started, 3)
-            _log.exception("project=%s step %s failed unexpectedly", self.request.project_id, step)
-            cause = ImageBuilderError(
-                f"internal error in the image builder: {type(e).__name__}: {e}"
-            )
-            raise BuildStepError(step, cause) from e
-        seconds = round(time.monotonic() - started, 3)
-        self._timings[step] = seconds
-        _log.info("project=%s step %s done in %.1f s", self.request.project_id, step, seconds)
-        self._reporter.report(EventType.STEP_COMPLETED, step=step, duration_s=seconds, **info)
 
     def _lock(
         self, report: RepoReport, runtime_lock: tuple[str, ...], tree: FlopsTree

@@ -1,9 +1,11 @@
-"""`python -m image_builder build ...`: build and push a project's learner and aggregator images.
+"""`python -m image_builder build ...`: build and push a project's learner and aggregator images;
+`python -m image_builder build-inference ...`: build and push a trained model's inference image.
 
 Exit codes: 0 the images are pushed; 1 the build failed (the `failed` event and stderr say
 which step and why); 2 invalid arguments. Settings from the environment are read here and
 nowhere else: `FLOPS_CALLBACK_URL` / `FLOPS_CALLBACK_TOKEN` (never on the command line),
-`FLOPS_REPO_URL` (instead of `--repo-url`, for URLs with credentials), `FLOPS_REGISTRY`,
+`FLOPS_REPO_URL` (instead of `--repo-url`, for URLs with credentials), `FLOPS_TRACKING_URI`
+or `MLFLOW_TRACKING_URI` (instead of `--tracking-uri`, likewise), `FLOPS_REGISTRY`,
 `STORAGE_DRIVER` and `BUILDAH_ISOLATION` (`vfs` and `chroot` inside the builder container),
 `PIP_INDEX_URL` / `PIP_EXTRA_INDEX_URL` / `PIP_TRUSTED_HOST`, and `SSL_CERT_FILE` (the CA
 bundle mounted into build steps).
@@ -30,7 +32,8 @@ from image_builder.build_job import BuildRequest, ImageBuildJob
 from image_builder.buildah import Buildah, BuildahSettings
 from image_builder.errors import BuildStepError
 from image_builder.flavors import FLAVORS
-from image_builder.image_names import image_refs, normalize_registry
+from image_builder.image_names import image_refs, inference_image_ref, normalize_registry
+from image_builder.inference_image import InferenceBuildRequest, InferenceImageJob
 from image_builder.pip_resolver import PipSettings
 
 __all__ = ["app", "default_base_image"]
@@ -106,11 +109,7 @@ def build(
 ) -> None:
     """Clone, check, resolve, build and push the learner and aggregator images."""
     configure_logging(log_level)
-    wanted = tuple(p.strip().lower() for p in platforms.split(",") if p.strip())
-    if not wanted or not all(_PLATFORM.match(p) for p in wanted):
-        raise typer.BadParameter(
-            f"{platforms!r}: expected e.g. linux/amd64,linux/arm64", param_hint="--platforms"
-        )
+    wanted = _platforms(platforms)
     if flavor not in FLAVORS:
         raise typer.BadParameter(
             f"{flavor!r}: expected one of {', '.join(FLAVORS)}", param_hint="--flavor"
@@ -135,22 +134,8 @@ def build(
         tls_verify=verify,
         work_dir=root,
     )
-    buildah = Buildah(
-        BuildahSettings(
-            storage_driver=env.get("STORAGE_DRIVER") or None,
-            isolation=env.get("BUILDAH_ISOLATION") or None,
-            tls_verify=verify,
-            ca_bundle=_ca_bundle(ca_bundle, env.get("SSL_CERT_FILE")),
-        ),
-        log_file=root / "buildah.log",
-        on_line=lambda line: _log.debug("buildah: %s", line),
-    )
-    reporter = EventReporter(
-        project_id=project_id,
-        source="builder",
-        callback_url=env.get("FLOPS_CALLBACK_URL") or None,
-        callback_token=env.get("FLOPS_CALLBACK_TOKEN") or None,
-    )
+    buildah = _buildah(root, verify, ca_bundle)
+    reporter = _reporter(project_id)
     previous_handler = signal.signal(signal.SIGTERM, _exit_on_signal)
     job = ImageBuildJob(
         request, reporter=reporter, buildah=buildah, pip_settings=PipSettings.from_environ(env)
@@ -173,6 +158,158 @@ def build(
         typer.echo(f"{role}: {ref}")
     timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings.items())
     typer.echo(f"timings: {timings}", err=True)
+
+
+_TRACKING_URI_HELP = (
+    "The MLflow tracking server holding the model. Pass a URI with credentials through the "
+    "environment, which `ps` does not show."
+)
+
+
+@app.command("build-inference")
+def build_inference(
+    tracking_uri: Annotated[
+        str,
+        typer.Option(help=_TRACKING_URI_HELP, envvar=["FLOPS_TRACKING_URI", "MLFLOW_TRACKING_URI"]),
+    ],
+    model_uri: Annotated[
+        str, typer.Option(help="The registered model, e.g. models:/flops-<project>@champion.")
+    ],
+    registry: Annotated[
+        str, typer.Option(help="Registry to push to, host[:port].", envvar="FLOPS_REGISTRY")
+    ],
+    customer: Annotated[str, typer.Option(help="Customer id; names the image.")],
+    project_id: Annotated[str, typer.Option(help="Project id; names the image, on every event.")],
+    platforms: Annotated[
+        str, typer.Option(help="Comma-separated target platforms.")
+    ] = "linux/amd64",
+    base_image: Annotated[
+        str | None,
+        typer.Option(
+            help="A flavour base (<registry>/flops/base-<flavor>:<key>) to start FROM, or the "
+            "image the flavour base is built on. Default: <registry>/flops/debian-python:bookworm.",
+            show_default=False,
+        ),
+    ] = None,
+    flavor: Annotated[
+        str | None,
+        typer.Option(
+            help=f"ML flavour ({', '.join(FLAVORS)}). Default: from the model's MLmodel file.",
+            show_default=False,
+        ),
+    ] = None,
+    tls_verify: Annotated[
+        bool | None,
+        typer.Option(
+            "--tls-verify/--insecure-registry",
+            help="Require verified HTTPS for registries. Default: insecure for localhost and "
+            "127.0.0.0/8, verified otherwise.",
+            show_default=False,
+        ),
+    ] = None,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Where to put the model and the build context.")
+    ] = None,
+    keep_work_dir: Annotated[bool, typer.Option(help="Keep the work folder afterwards.")] = False,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="CA bundle mounted into build steps. Default: $SSL_CERT_FILE, else the "
+            "system bundle.",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Build and push the inference-server image of a registered MLflow model version.
+
+    The image is <registry>/<customer>/<project-id>/inference:<model version>, serving the
+    model with `mlflow models serve` on port 8080 (POST /invocations, GET /ping).
+    """
+    configure_logging(log_level)
+    wanted = _platforms(platforms)
+    if flavor is not None and flavor not in FLAVORS:
+        raise typer.BadParameter(
+            f"{flavor!r}: expected one of {', '.join(FLAVORS)}", param_hint="--flavor"
+        )
+    try:
+        host = normalize_registry(registry)
+        inference_image_ref(host, customer, project_id, "1")
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+    verify = tls_verify if tls_verify is not None else not _is_loopback(host)
+    root = Path(tempfile.mkdtemp(prefix="flops-inference-", dir=work_dir))
+    request = InferenceBuildRequest(
+        tracking_uri=tracking_uri,
+        model_uri=model_uri,
+        platforms=wanted,
+        registry=host,
+        customer=customer,
+        project_id=project_id,
+        base_image=base_image or default_base_image(host),
+        flavor=flavor,
+        tls_verify=verify,
+        work_dir=root,
+    )
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a line per file
+    reporter = _reporter(project_id)
+    previous_handler = signal.signal(signal.SIGTERM, _exit_on_signal)
+    job = InferenceImageJob(
+        request,
+        reporter=reporter,
+        buildah=_buildah(root, verify, ca_bundle),
+        pip_settings=PipSettings.from_environ(os.environ),
+        mlflow_environ={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+    )
+    try:
+        result = job.run()
+    except BuildStepError as e:
+        typer.echo(f"inference image build failed at step {e.step}: {e.reason}", err=True)
+        for line in e.output:
+            typer.echo(f"  {line}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        reporter.close()
+        if keep_work_dir:
+            typer.echo(f"work folder kept: {root}", err=True)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    typer.echo(f"inference: {result.image}")
+    timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings.items())
+    typer.echo(f"timings: {timings}", err=True)
+
+
+def _platforms(platforms: str) -> tuple[str, ...]:
+    wanted = tuple(p.strip().lower() for p in platforms.split(",") if p.strip())
+    if not wanted or not all(_PLATFORM.match(p) for p in wanted):
+        raise typer.BadParameter(
+            f"{platforms!r}: expected e.g. linux/amd64,linux/arm64", param_hint="--platforms"
+        )
+    return wanted
+
+
+def _buildah(root: Path, verify: bool, ca_bundle: Path | None) -> Buildah:
+    env = os.environ
+    return Buildah(
+        BuildahSettings(
+            storage_driver=env.get("STORAGE_DRIVER") or None,
+            isolation=env.get("BUILDAH_ISOLATION") or None,
+            tls_verify=verify,
+            ca_bundle=_ca_bundle(ca_bundle, env.get("SSL_CERT_FILE")),
+        ),
+        log_file=root / "buildah.log",
+        on_line=lambda line: _log.debug("buildah: %s", line),
+    )
+
+
+def _reporter(project_id: str) -> EventReporter:
+    return EventReporter(
+        project_id=project_id,
+        source="builder",
+        callback_url=os.environ.get("FLOPS_CALLBACK_URL") or None,
+        callback_token=os.environ.get("FLOPS_CALLBACK_TOKEN") or None,
+    )
 
 
 def _is_loopback(host: str) -> bool:

@@ -11,6 +11,8 @@ __all__ = [
     "DependencyDownloadError",
     "DependencyResolutionError",
     "ImageBuilderError",
+    "ModelSourceError",
+    "ModelSourceUnavailableError",
     "RegistryError",
     "RegistryUnavailableError",
     "RepoCheckError",
@@ -88,3 +90,13 @@ class RegistryUnavailableError(RegistryError):
             f"the registry at {registry} is not reachable: {detail}; start it or fix FLOPS_REGISTRY"
         )
         self.registry = registry
+
+
+class ModelSourceError(ImageBuilderError):
+    """Raised when the model to serve cannot be found or read in MLflow; permanent."""
+
+
+class ModelSourceUnavailableError(ModelSourceError):
+    """Raised when the MLflow tracking server cannot be reached; retryable."""
+
+    retryable = True

@@ -1,4 +1,4 @@
-"""Image names: the learner and aggregator refs of a project, sanitised to the registry grammar.
+"""Image names: a project's learner, aggregator and inference refs, in the registry grammar.
 
 The grammar is the Distribution reference grammar: a name is `host[:port]/` followed by
 path components of lowercase letters and digits joined by `.`, `_`, `__` or runs of `-`,
@@ -13,13 +13,17 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "IMAGE_ROLES",
+    "INFERENCE_ROLE",
     "image_refs",
+    "inference_image_ref",
     "normalize_registry",
     "repo_name_from_url",
     "sanitize_component",
     "sanitize_tag",
 ]
 
+#: The image of a trained model's inference server (`<registry>/<customer>/<project>/inference`).
+INFERENCE_ROLE = "inference"
 #: The images built for every project, in build order.
 IMAGE_ROLES: tuple[str, ...] = ("learner", "aggregator")
 
@@ -140,3 +144,31 @@ def image_refs(registry: str, customer: str, repo_url: str, commit: str) -> dict
             raise ValueError(f"image name {name!r} is longer than {_MAX_NAME} characters")
         refs[role] = f"{name}:{tag}"
     return refs
+
+
+def inference_image_ref(registry: str, customer: str, project_id: str, version: str) -> str:
+    """The ref of a model's inference image: `<registry>/<customer>/<project>/inference:<version>`.
+
+    Parameters
+    ----------
+    registry : str
+        `host[:port]` of the registry (a scheme is dropped).
+    customer : str
+        The customer id; lowercased and sanitised.
+    project_id : str
+        The FLOps project id; lowercased and sanitised.
+    version : str
+        The registered model version (MLflow's number, e.g. `3`); the tag.
+
+    Raises
+    ------
+    ValueError
+        When a part has nothing usable left, or the name is too long for the registry.
+    """
+    host = normalize_registry(registry)
+    owner = sanitize_component(customer, what="customer")
+    project = sanitize_component(project_id, what="project id")
+    name = f"{host}/{owner}/{project}/{INFERENCE_ROLE}"
+    if len(name) > _MAX_NAME:
+        raise ValueError(f"image name {name!r} is longer than {_MAX_NAME} characters")
+    return f"{name}:{sanitize_tag(version)}"

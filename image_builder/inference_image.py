@@ -1,0 +1,451 @@
+"""One inference image build: from a registered MLflow model version to a pushed serving image.
+
+Design. Like the project build (`build_job`), a fixed sequence of timed steps, each reported
+as a `step_completed` event: `resolve` the model URI (an alias such as `@champion`) to its
+version number, and read its run's metrics and tags; `download` the version's artifacts;
+`generate` MLflow's serving Dockerfile with `mlflow models generate-dockerfile`; make sure
+the flavour `base` exists (the model's flavour unless one is given; a `--base-image` that is
+already a flavour base is used as it is); `dependencies`: compare what MLflow's Dockerfile
+would pip-install (MLflow, the model's `requirements.txt`) with the base's pinned lock, resolve
+only what is missing, and install it natively for each platform (`cross_install`); `render`
+the adapted Containerfile (`inference_containerfile`); `build` all platforms into one manifest
+list; `push` it as `<registry>/<customer>/<project>/inference:<version>`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flops_utils.events import EventReporter, EventType
+from flops_utils.logs import get_logger
+from flops_utils.redact import redact_url
+from image_builder.build_context import normalize_tree, write_lines
+from image_builder.build_steps import StepTimer
+from image_builder.buildah import Buildah
+from image_builder.cross_install import PREPARED_MARKER, prepare_platform, target_arch
+from image_builder.errors import BuildStepError, ModelSourceError, RegistryError
+from image_builder.flavor_base import (
+    RUNTIME_LOCK_LABEL,
+    FlavorBase,
+    build_flavor_base,
+    find_flavor_base,
+    flavor_base_spec,
+    resolve_runtime_lock,
+)
+from image_builder.flavors import FLAVORS
+from image_builder.flops_tree import FlopsTree, locate_flops_tree
+from image_builder.image_names import INFERENCE_ROLE, inference_image_ref
+from image_builder.inference_containerfile import (
+    EXTRA_REQUIREMENTS_FILE,
+    adapt_dockerfile,
+    missing_requirements,
+    parse_generated_dockerfile,
+)
+from image_builder.model_source import (
+    GENERATED_MODEL_DIR,
+    ModelVersionInfo,
+    download_model,
+    generate_dockerfile,
+    model_flavors,
+    resolve_model_version,
+)
+from image_builder.pip_resolver import PipSettings, resolve_requirements
+from image_builder.registry_client import RegistryClient, existing_images, split_ref
+
+__all__ = [
+    "INFERENCE_STEPS",
+    "InferenceBuildRequest",
+    "InferenceBuildResult",
+    "InferenceImageJob",
+    "inference_labels",
+]
+
+_log = get_logger("image_builder.inference")
+
+#: The steps of an inference image build, in order.
+INFERENCE_STEPS: tuple[str, ...] = (
+    "resolve",
+    "download",
+    "generate",
+    "base",
+    "dependencies",
+    "render",
+    "build",
+    "push",
+)
+#: MLflow flavours (in the MLmodel file) to FLOps flavours, first match wins.
+_MLFLOW_FLAVORS = (
+    ("sklearn", "sklearn"),
+    ("pytorch", "pytorch"),
+    ("keras", "keras"),
+    ("tensorflow", "tensorflow"),
+)
+
+
+@dataclass(frozen=True)
+class InferenceBuildRequest:
+    """What to build (the CLI's arguments).
+
+    Parameters
+    ----------
+    tracking_uri : str
+        The MLflow tracking (and registry) server; may carry credentials, never reported.
+    model_uri : str
+        `models:/<name>@<alias>` or `models:/<name>/<version>`.
+    platforms : tuple[str, ...]
+        E.g. `("linux/amd64", "linux/arm64")`.
+    registry : str
+        `host[:port]` to push to (and where flavour bases live).
+    customer, project_id : str
+        Name the image, and the events.
+    base_image : str
+        A flavour base (used as it is), or the image flavour bases start FROM.
+    flavor : str | None
+        A key of `FLAVORS`; None: from the model's MLmodel file.
+    tls_verify : bool
+        Whether the registry must use verified HTTPS.
+    work_dir : Path
+        An empty folder for the model, the build context and logs.
+    """
+
+    tracking_uri: str = field(repr=False)
+    model_uri: str
+    platforms: tuple[str, ...]
+    registry: str
+    customer: str
+    project_id: str
+    base_image: str
+    flavor: str | None
+    tls_verify: bool
+    work_dir: Path
+
+
+@dataclass(frozen=True)
+class InferenceBuildResult:
+    """The pushed image (`<ref>@sha256:...`), the model version, platforms and step seconds."""
+
+    image: str
+    version: str
+    platforms: tuple[str, ...]
+    timings: dict[str, float]
+    labels: dict[str, str]
+
+
+def inference_labels(
+    *,
+    model: ModelVersionInfo,
+    model_uri: str,
+    project_id: str,
+    flops_version: str,
+) -> dict[str, str]:
+    """The image's OCI and FLOps labels: model name, version and URI, project, run metrics.
+
+    Parameters
+    ----------
+    model : ModelVersionInfo
+        The resolved version; its run's metrics become `io.flops.metric.<name>`.
+    model_uri : str
+        The URI the build was asked for (e.g. with `@champion`).
+    project_id : str
+        The FLOps project.
+    flops_version : str
+        The FLOps release that built the image.
+    """
+    labels = {
+        "org.opencontainers.image.title": f"{model.name} inference server",
+        "org.opencontainers.image.description": (
+            f"MLflow scoring server for {model.uri} (POST /invocations, GET /ping)"
+        ),
+        "org.opencontainers.image.version": model.version,
+        "io.flops.project": project_id,
+        "io.flops.model-name": model.name,
+        "io.flops.model-version": model.version,
+        "io.flops.model-uri": model_uri,
+        "io.flops.version": flops_version,
+    }
+    source = model.tags.get("flops.repo_url")
+    if source:
+        labels["org.opencontainers.image.source"] = redact_url(source)
+    revision = model.tags.get("flops.commit")
+    if revision:
+        labels["org.opencontainers.image.revision"] = revision
+    if model.run_id:
+        labels["io.flops.run-id"] = model.run_id
+    for name, value in sorted(model.metrics.items()):
+        labels[f"io.flops.metric.{name}"] = repr(float(value))
+    return labels
+
+
+class InferenceImageJob:
+    """Runs the steps of one inference image build and reports them.
+
+    Parameters
+    ----------
+    request : InferenceBuildRequest
+        What to build.
+    reporter : EventReporter
+        Receives `started`, `step_completed`, `succeeded` / `failed`.
+    buildah : Buildah
+        The Buildah adapter.
+    pip_settings : PipSettings
+        Package indexes, for what the base lacks.
+    tree : FlopsTree | None
+        The FLOps tree; default: the one this package belongs to.
+    mlflow_environ : Mapping[str, str] | None
+        The environment of the `mlflow` subprocess; None: this process's.
+    """
+
+    def __init__(
+        self,
+        request: InferenceBuildRequest,
+        *,
+        reporter: EventReporter,
+        buildah: Buildah,
+        pip_settings: PipSettings,
+        tree: FlopsTree | None = None,
+        mlflow_environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.request = request
+        self._reporter = reporter
+        self._buildah = buildah
+        self._pip = pip_settings
+        self._tree = tree
+        self._mlflow_environ = mlflow_environ
+        self._steps = StepTimer(reporter, project_id=request.project_id, first_step="resolve")
+        self._manifest: str | None = None
+
+    def run(self) -> InferenceBuildResult:
+        """Run every step; report and raise `BuildStepError` on the first failure."""
+        req = self.request
+        self._reporter.report(
+            EventType.STARTED,
+            kind=INFERENCE_ROLE,
+            model_uri=req.model_uri,
+            platforms=list(req.platforms),
+        )
+        try:
+            result = self._run_steps()
+        except BuildStepError as e:
+            self._failed(e.step, e.reason, e.output)
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            reason = "the image build was stopped (cancelled or the builder was shut down)"
+            self._failed(self._steps.current, reason, [])
+            raise
+        finally:
+            if self._manifest is not None:
+                self._buildah.remove_manifest(self._manifest)
+        self._reporter.report(
+            EventType.SUCCEEDED,
+            kind=INFERENCE_ROLE,
+            image=result.image,
+            version=result.version,
+            platforms=list(result.platforms),
+            timings=result.timings,
+        )
+        return result
+
+    def _failed(self, step: str, reason: str, output: Sequence[str]) -> None:
+        self._reporter.report(
+            EventType.FAILED,
+            kind=INFERENCE_ROLE,
+            step=step,
+            reason=reason,
+            output=list(output),
+            timings=self._steps.timings,
+        )
+
+    def _run_steps(self) -> InferenceBuildResult:
+        req = self.request
+        work = req.work_dir
+        step = self._steps.step
+        with step("resolve") as info:
+            model = resolve_model_version(req.tracking_uri, req.model_uri)
+            ref = inference_image_ref(req.registry, req.customer, req.project_id, model.version)
+            info.update(model_name=model.name, version=model.version, metrics=model.metrics)
+        with step("download"):
+            model_dir = download_model(req.tracking_uri, model, work / "model")
+            flavor = req.flavor or _flavor_of(model_flavors(model_dir))
+        with step("generate"):
+            context = work / "context"
+            generated = parse_generated_dockerfile(
+                generate_dockerfile(model_dir, context, environ=self._mlflow_environ)
+            )
+            requirements = _model_requirements(context / GENERATED_MODEL_DIR)
+        with step("base") as info:
+            base, built = self._base(flavor)
+            info.update(image=base.pinned_ref, flavor=flavor, built=built)
+        with step("dependencies") as info:
+            wanted = [*generated.pip_requirements, *requirements]
+            extra = self._extra_requirements(wanted, base.lock)
+            prepared = self._prepare(extra, context)
+            info.update(packages=extra, prepared=sorted(prepared))
+        with step("render"):
+            containerfile = work / "Containerfile.inference"
+            containerfile.write_text(
+                adapt_dockerfile(
+                    generated,
+                    base_image=base.pinned_ref,
+                    extra_requirements=extra,
+                    prepared_arches=prepared,
+                ),
+                encoding="utf-8",
+            )
+            labels = inference_labels(
+                model=model,
+                model_uri=req.model_uri,
+                project_id=req.project_id,
+                flops_version=(self._tree or locate_flops_tree()).version,
+            )
+            normalize_tree(context)
+        with step("build"):
+            self._manifest = f"flops-inference-{uuid.uuid4().hex[:12]}"
+            self._buildah.build(
+                containerfile=containerfile,
+                context=context,
+                manifest=self._manifest,
+                platforms=req.platforms,
+                labels=labels,
+                volumes=self._pip_volumes(),
+                pull="false",
+                layers=False,  # one layer on the base: the model (and anything it adds)
+            )
+        with step("push") as info:
+            image = self._push(ref)
+            info["image"] = image
+        return InferenceBuildResult(
+            image, model.version, req.platforms, dict(self._steps.timings), labels
+        )
+
+    def _base(self, flavor: str) -> tuple[FlavorBase, bool]:
+        """The flavour base: `--base-image` itself when it is one, else found or built."""
+        req = self.request
+        with RegistryClient(req.registry, tls_verify=req.tls_verify) as client:
+            given = _as_flavor_base(client, req.base_image, req.registry, req.platforms)
+            if given is not None:
+                return given, False
+            tree = self._tree or locate_flops_tree()
+            spec = flavor_base_spec(
+                tree, FLAVORS[flavor], registry=req.registry, base_image=req.base_image
+            )
+            found = find_flavor_base(spec, client, req.platforms)
+        if found is not None:
+            return found, False
+        _log.info("project=%s building flavour base %s", req.project_id, spec.ref)
+        lock = resolve_runtime_lock(spec, settings=self._pip, work_dir=req.work_dir / "resolve")
+        built = build_flavor_base(
+            spec,
+            lock=lock,
+            platforms=req.platforms,
+            buildah=self._buildah,
+            settings=self._pip,
+            registry=req.registry,
+            work_dir=req.work_dir / "base",
+        )
+        return built, True
+
+    def _extra_requirements(self, wanted: Sequence[str], lock: Sequence[str]) -> list[str]:
+        """Pinned distributions to add to the base so that `wanted` is satisfied; [] usually."""
+        missing = missing_requirements(wanted, lock)
+        if not missing:
+            return []
+        _log.info("project=%s the base lacks %s", self.request.project_id, ", ".join(missing))
+        resolved = resolve_requirements(
+            missing,
+            constraints=[line for line in lock if " @ " not in line],
+            settings=self._pip,
+            work_dir=self.request.work_dir / "resolve-model",
+            what="the model's requirements",
+        )
+        have = {line.lower() for line in lock}
+        return [line for line in resolved if line.lower() not in have]
+
+    def _prepare(self, extra: Sequence[str], context: Path) -> set[str]:
+        """Install `extra` natively per platform into `prepared-<arch>/`; the arches that worked."""
+        prepared: set[str] = set()
+        context.mkdir(parents=True, exist_ok=True)
+        if extra:
+            write_lines(context / EXTRA_REQUIREMENTS_FILE, extra)
+        for platform in self.request.platforms:
+            arch = target_arch(platform)
+            folder = context / f"prepared-{arch}"
+            if extra and prepare_platform(
+                extra, platform=platform, dest=folder, settings=self._pip
+            ):
+                (folder / PREPARED_MARKER).unlink(missing_ok=True)  # the base's marker stays
+                prepared.add(arch)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir(parents=True)
+        return prepared
+
+    def _pip_volumes(self) -> list[tuple[Path, str]]:
+        conf = self._pip.pip_conf()
+        if not conf:
+            return []
+        path = self.request.work_dir / "pip.conf"
+        path.touch(mode=0o600)
+        path.write_text(conf, encoding="utf-8")
+        return [(path, "/etc/pip.conf")]
+
+    def _push(self, ref: str) -> str:
+        req = self.request
+        assert self._manifest is not None
+        with RegistryClient(req.registry, tls_verify=req.tls_verify) as client:
+            client.ping()
+        pushed = self._buildah.push_manifest(
+            self._manifest, ref, registry=req.registry, digest_file=req.work_dir / "digest"
+        )
+        found = existing_images(req.registry, {INFERENCE_ROLE: ref}, req.platforms, req.tls_verify)
+        if found is None:
+            raise RegistryError(
+                f"the registry at {req.registry} does not list {ref} for "
+                f"{', '.join(req.platforms)} after the push"
+            )
+        if not found[INFERENCE_ROLE].endswith(pushed):
+            _log.warning("project=%s registry has %s, pushed %s", req.project_id, found, pushed)
+        return found[INFERENCE_ROLE]
+
+
+def _as_flavor_base(
+    client: RegistryClient, image: str, registry: str, platforms: Sequence[str]
+) -> FlavorBase | None:
+    """`image` as a flavour base when it is one in `registry` (it carries the runtime lock)."""
+    try:
+        host, repository, reference = split_ref(image)
+    except ValueError:
+        return None
+    if host != client.registry:
+        return None
+    info = client.manifest(repository, reference)
+    if info is None or not info.has_platforms(platforms):
+        return None
+    labels = client.image_labels(repository, reference, platforms[0])
+    lock = tuple(labels.get(RUNTIME_LOCK_LABEL, "").split())
+    if not lock:
+        return None
+    tag = reference if ":" not in reference else "pinned"  # `FlavorBase.ref` wants a tag ref
+    return FlavorBase(f"{host}/{repository}:{tag}", info.digest, lock)
+
+
+def _flavor_of(flavors: Mapping[str, Any]) -> str:
+    for mlflow_name, flavor in _MLFLOW_FLAVORS:
+        if mlflow_name in flavors:
+            return flavor
+    raise ModelSourceError(
+        f"the model's flavours ({', '.join(sorted(flavors)) or 'none'}) have no FLOps flavour "
+        f"base; pass --flavor ({', '.join(FLAVORS)})"
+    )
+
+
+def _model_requirements(model_dir: Path) -> list[str]:
+    """The model's `requirements.txt` lines (what `_install_pyfunc_deps` would install)."""
+    path = model_dir / "requirements.txt"
+    if not path.is_file():
+        return []
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
