@@ -112,11 +112,15 @@ def parse_generated_dockerfile(text: str) -> GeneratedDockerfile:
     return GeneratedDockerfile(tuple(instructions), tuple(requirements))
 
 
-def serving_command(port: int = SERVING_PORT) -> list[str]:
-    """The image's ENTRYPOINT: MLflow's scoring server for the model, on all interfaces."""
+def serving_command() -> list[str]:
+    """The image's ENTRYPOINT: MLflow's scoring server for the model, on all interfaces.
+
+    The port is the image's command (`--port 8080`), so that whoever runs it can choose
+    another by passing `--port N` as the command (several models on one host network).
+    """
     return [
         *("mlflow", "models", "serve", "--model-uri", MODEL_PATH),
-        *("--env-manager", "local", "--host", "0.0.0.0", "--port", str(port)),
+        *("--env-manager", "local", "--host", "0.0.0.0"),
     ]
 
 
@@ -175,7 +179,11 @@ def adapt_dockerfile(
             lines.append(instruction)
     if not deps_written:
         lines += _dependency_steps(extra_requirements, prepared_arches)
-    lines += [f"EXPOSE {port}", f"ENTRYPOINT {json.dumps(serving_command(port))}"]
+    lines += [
+        f"EXPOSE {port}",
+        f"ENTRYPOINT {json.dumps(serving_command())}",
+        f'CMD ["--port", "{port}"]',
+    ]
     return "\n".join(lines) + "\n"
 
 

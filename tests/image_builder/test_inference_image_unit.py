@@ -110,6 +110,7 @@ def test_adapted_dockerfile_starts_from_the_base_and_serves_without_nginx_or_pip
         "RUN chmod o+rwX /opt/mlflow/",
         "EXPOSE 8080",
         f"ENTRYPOINT {json.dumps(serving_command())}",
+        'CMD ["--port", "8080"]',
     ]
     steps = "\n".join(_instructions(text))
     assert "nginx" not in steps and "apt-get" not in steps and "pip install" not in steps
