@@ -41,6 +41,7 @@ from flops_manager.orchestrators import (
 )
 from flops_manager.schemas.project import PostTrainingStep
 from flops_utils.logs import get_logger
+from image_builder.image_names import inference_image_ref
 
 __all__ = ["INFERENCE_ROLE", "PostTraining", "PostTrainingFailure"]
 
@@ -76,6 +77,8 @@ class PostTraining:
     environment: Path | None = None
     """The project's Python environment (embedded default); `None` on container backends."""
     images: ImageSettings | None = None
+    image_registry: str = ""
+    """Names the image of an environment-run inference service where SLAs need one (Oakestra)."""
 
     def run(self, steps: list[PostTrainingStep], model: dict[str, Any]) -> dict[str, Any]:
         """Run `steps` in order for `model` (the aggregator's registered model); the results.
@@ -200,11 +203,18 @@ class PostTraining:
         port = self.free_port()
         if self.images is None:
             assert self.environment is not None
+            remote = self.orchestrator_kind == "oakestra"
+            image = (
+                inference_image_ref(self.image_registry, self.customer, self.project_id,
+                                    str(model.get("version")))
+                if remote else None
+            )  # fmt: skip
             spec = ServiceSpec(
                 name=f"inf{self.project_id}"[:30], project_id=self.project_id,
-                role=INFERENCE_ROLE, environment_path=self.environment,
+                role=INFERENCE_ROLE, environment_path=self.environment, image=image,
                 command=["python", "-m", "mlflow", "models", "serve", "-m", built["model_uri"],
-                         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
+                         "--env-manager", "local", "--host",
+                         "0.0.0.0" if remote else "127.0.0.1", "--port", str(port),
                          "--workers", "1"],
                 env={"MLFLOW_TRACKING_URI": self.tracking_url},
                 ports=[PortMapping(container_port=port)],

@@ -274,6 +274,7 @@ class ProjectRunner(threading.Thread):
             events=self.events, check_cancelled=self._check_cancelled,
             tracking_url=self.context.stack.tracking_url, callback_env=self._callback_env(),
             free_port=_free_port, environment=runtime.environment, images=self.context.images,
+            image_registry=self.context.image_registry,
         )  # fmt: skip
         model = (result.get("training") or {}).get("model") or {}
         try:

@@ -153,8 +153,11 @@ def test_a_classic_project_completes_through_oakestra_despite_expiry_and_errors(
     setup.fake.fail_next(method="POST", path=r"^/api/application/?$", status=500, times=1)
     slas_before = len(setup.fake.received_slas)
 
-    # Execute: tokens expire in the middle of training
-    project_id = setup.api("POST", "/projects", json=_body(repo_url)).json()["id"]
+    # Execute: tokens expire in the middle of training; the model is served afterwards
+    body = _body(repo_url) | {
+        "post_training_steps": ["build_image_for_trained_model", "deploy_trained_model_image"]
+    }
+    project_id = setup.api("POST", "/projects", json=body).json()["id"]
     setup.wait_event(project_id, "round_completed")
     setup.fake.expire_tokens()
     project = setup.wait_state(project_id, FINAL)
@@ -179,7 +182,12 @@ def test_a_classic_project_completes_through_oakestra_despite_expiry_and_errors(
     ]
     assert sum(n.startswith("agg") for n in names) == 1
     assert sum(n.startswith("l") for n in names) == 2
-    assert all(s["undeployed_at"] for s in project["services"])
+    # The inference service runs through Oakestra too, until the project is deleted
+    assert sum(n.startswith("inf") for n in names) == 1
+    url = project["result"]["inference_url"]
+    assert httpx.get(f"{url}/ping", timeout=10).status_code == 200
+    assert [s["role"] for s in project["services"] if not s["undeployed_at"]] == ["inference"]
+    assert setup.api("DELETE", f"/projects/{project_id}").status_code == 200
     setup.assert_nothing_left()
 
 
