@@ -221,7 +221,9 @@ class ImageStage:
                 )
 
     def _on_event(
-        self, event: dict[str, Any], result_of: Callable[[dict[str, Any]], dict[str, str]]
+        self,
+        event: dict[str, Any],
+        result_of: Callable[[dict[str, Any]], dict[str, str]] | None = None,
     ) -> dict[str, str] | None:
         data = event.get("data") or {}
         kind = event.get("type")
@@ -231,7 +233,7 @@ class ImageStage:
             took = f" in {float(seconds):.1f} s" if isinstance(seconds, int | float) else ""
             self.store.event("build_step", f"{step} done{took}", source="builder", data=data)
         elif kind == "succeeded":
-            return result_of(data)
+            return (result_of or _project_images)(data)
         elif kind == "failed":
             step = data.get("step", "build")
             reason = data.get("reason", "no reason given")

@@ -15,24 +15,23 @@ import json
 import queue
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flops_manager.environments import EnvironmentBuilder, EnvironmentBuildError
+from flops_manager.lifecycle.cluster_plan import plan_clusters
 from flops_manager.lifecycle.embedded_stack import EmbeddedStack
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageSettings, ImageStage
 from flops_manager.lifecycle.post_training import INFERENCE_ROLE, PostTraining, PostTrainingFailure
 from flops_manager.lifecycle.project_store import ProjectStore
+from flops_manager.lifecycle.training_watch import ProjectFailure, TrainingWatch
 from flops_manager.orchestrators import (
     Orchestrator,
     Placement,
     PortMapping,
     Resources,
     ServiceSpec,
-    ServiceState,
-    ServiceStatus,
 )
 from flops_manager.orchestrators.orchestrator import OrchestratorError
 from flops_manager.repos import RepoFetchError, RepoPolicy, RepoPolicyError, fetch_repo
@@ -49,10 +48,6 @@ _log = get_logger("manager.runner")
 _POLL_S = 0.5
 IMAGE_REPO_DIR = "/app"
 """Where the image builder puts the repo's code in learner and aggregator images."""
-
-
-class ProjectFailure(Exception):
-    """Ends a project as `failed`; the message is the reason users see."""
 
 
 class _Cancelled(Exception):
@@ -119,8 +114,11 @@ class ProjectRunner(threading.Thread):
         self.callback_token = callback_token
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.cancelled = threading.Event()
-        self._learner_failures: dict[str, str] = {}
-        self._cluster_failures: dict[str, str] = {}
+        self.watch = TrainingWatch(
+            orchestrator=context.orchestrator, orchestrator_kind=context.orchestrator_kind,
+            store=store, events=self.events, check_cancelled=self._check_cancelled,
+            schedule_timeout_s=context.schedule_timeout_s,
+        )  # fmt: skip
         self._commit = ""
 
     @property
@@ -187,7 +185,7 @@ class ProjectRunner(threading.Thread):
         learners = self._deploy_learners(
             runtime, {address: list(range(config.deployed_learners))}, {}
         )
-        succeeded = self._follow(aggregator, learners)
+        succeeded = self.watch.follow(aggregator, learners)
         metrics = succeeded.get("metrics", {})
         model = succeeded.get("model") or {}
         message = (
@@ -200,18 +198,17 @@ class ProjectRunner(threading.Thread):
     def _train_hierarchical(self, runtime: ServiceRuntime) -> tuple[str, dict[str, Any]]:
         """One cluster aggregator and its learners per cluster, a root aggregator above."""
         config = self.body.training_configuration
-        clusters, placed = self._clusters()
-        learners_of: dict[str, list[int]] = {name: [] for name in clusters}
-        for i in range(config.deployed_learners):
-            learners_of[clusters[i % len(clusters)]].append(i)
-        for name, members in learners_of.items():
-            if not members:
-                self.store.event(
-                    "cluster_without_learners",
-                    f"cluster {name} gets no learner ({config.deployed_learners} learners for "
-                    f"{len(clusters)} clusters); it takes no part in training",
-                )
-        active = [name for name in clusters if learners_of[name]]
+        plan = plan_clusters(
+            self.context.orchestrator, self.context.orchestrator_kind,
+            self.context.configured_clusters, config.deployed_learners,
+        )  # fmt: skip
+        learners_of, placed, active = plan.learners_of, plan.placeable, plan.active
+        for name in plan.empty:
+            self.store.event(
+                "cluster_without_learners",
+                f"cluster {name} gets no learner ({config.deployed_learners} learners for "
+                f"{len(learners_of)} clusters); it takes no part in training",
+            )
         self.store.transition(
             ProjectState.TRAINING,
             f"starting the root aggregator, {len(active)} cluster aggregators "
@@ -242,7 +239,7 @@ class ProjectRunner(threading.Thread):
             cluster_of_address[address] = name
         placement = {a: c for a, c in cluster_of_address.items() if c in placed}
         learners = self._deploy_learners(runtime, addresses, placement)
-        succeeded = self._follow(root, cluster_aggregators + learners, cluster_aggregators)
+        succeeded = self.watch.follow(root, cluster_aggregators + learners, cluster_aggregators)
         metrics = succeeded.get("metrics", {})
         model = succeeded.get("model") or {}
         message = (
@@ -289,23 +286,6 @@ class ProjectRunner(threading.Thread):
             image = built.get("image")
             message += f"; inference image {image}" if image else "; inference environment ready"
         return message, {**result, "post_training": steps_done}
-
-    def _clusters(self) -> tuple[list[str], set[str]]:
-        """The clusters to train in, and those the orchestrator can place services on."""
-        known = [c.name for c in self.context.orchestrator.clusters() if c.active]
-        if self.context.orchestrator_kind == "oakestra":
-            if not known:
-                raise ProjectFailure(
-                    "hierarchical training needs an active Oakestra cluster and none is active"
-                )
-            return known, set(known)
-        configured = list(self.context.configured_clusters)
-        if not configured:
-            raise ProjectFailure(
-                f"hierarchical training on the {self.context.orchestrator_kind} orchestrator "
-                "needs clusters: set FLOPS_CLUSTERS on the manager, e.g. edgeA,edgeB"
-            )
-        return configured, set(configured) & set(known)
 
     def _checkout(self) -> Path:
         dest = self.context.work_dir / self.project_id / "repo"
@@ -409,7 +389,7 @@ class ProjectRunner(threading.Thread):
         )  # fmt: skip
         if not remote:
             return service_id, f"127.0.0.1:{port}"
-        state = self._wait_started(service_id, f"aggregator {name}")
+        state = self.watch.wait_started(service_id, f"aggregator {name}")
         return service_id, state.address or f"127.0.0.1:{port}"
 
     def _deploy_learners(
@@ -447,31 +427,8 @@ class ProjectRunner(threading.Thread):
             self.store.add_service(service_id, "learner", self.context.orchestrator_kind)
         if self.context.orchestrator_kind == "oakestra":
             for service_id, spec in zip(ids, specs, strict=True):
-                self._wait_started(service_id, f"learner {spec.name}")
+                self.watch.wait_started(service_id, f"learner {spec.name}")
         return ids
-
-    def _wait_started(self, service_id: str, what: str) -> ServiceState:
-        """Wait until a remote service runs (or has already finished); fail if it cannot."""
-        orchestrator = self.context.orchestrator
-        deadline = time.monotonic() + self.context.schedule_timeout_s
-        while True:
-            self._check_cancelled()
-            state = orchestrator.status(service_id)
-            if state.status in (ServiceStatus.RUNNING, ServiceStatus.COMPLETED):
-                return state
-            if state.status.terminal:
-                lines = [line for line in orchestrator.logs(service_id, tail=5) if line.strip()]
-                output = " | ".join(line.strip() for line in lines if line.strip() != state.message)
-                raise ProjectFailure(
-                    f"the {self.context.orchestrator_kind} orchestrator could not start the "
-                    f"{what}: {state.message}" + (f"; last output: {output}" if output else "")
-                )
-            if time.monotonic() > deadline:
-                raise ProjectFailure(
-                    f"the {self.context.orchestrator_kind} orchestrator did not start the {what} "
-                    f"within {self.context.schedule_timeout_s:.0f} s ({state.message})"
-                )
-            time.sleep(0.2)
 
     def _callback_env(self) -> dict[str, str]:
         base = self.context.callback_base_url
@@ -512,82 +469,6 @@ class ProjectRunner(threading.Thread):
         self.store.add_service(service_id, spec.role, self.context.orchestrator_kind)
         return service_id
 
-    def _follow(
-        self, aggregator: str, learners: list[str], clusters: list[str] | None = None
-    ) -> dict[str, Any]:
-        """Wait for the aggregator's outcome, watching the processes as well as the events.
-
-        `learners` are the services below the top aggregator: the learners and, in
-        hierarchical mode, the cluster aggregators, whose own `failed` reasons (source
-        `cluster:<name>`) explain a root's failure best.
-        """
-        orchestrator = self.context.orchestrator
-        while True:
-            self._check_cancelled()
-            try:
-                event = self.events.get(timeout=_POLL_S)
-            except queue.Empty:
-                event = None
-            source = str(event.get("source", "")) if event is not None else ""
-            if event is not None and source.startswith("cluster:") and event["type"] == "failed":
-                self._cluster_failures[source] = str(event.get("data", {}).get("reason", ""))
-            if event is not None and source == "aggregator":
-                if event["type"] == "succeeded":
-                    return dict(event.get("data", {}))
-                if event["type"] == "failed":
-                    reason = f"training failed: {event['data'].get('reason', '')}"
-                    self._await_cluster_outcomes(clusters or [])
-                    if self._cluster_failures:
-                        reason += "; clusters: " + "; ".join(self._cluster_failures.values())
-                    raise ProjectFailure(reason + self._learner_summary(learners))
-            for service_id in learners:
-                state = orchestrator.status(service_id)
-                if (
-                    state.status is ServiceStatus.FAILED
-                    and service_id not in self._learner_failures
-                ):
-                    lines = orchestrator.logs(service_id, tail=5)
-                    message = _exit_message(state.name, state.exit_code, lines)
-                    self._learner_failures[service_id] = message
-                    self.store.event(f"{state.role}_failed", message)
-            state = orchestrator.status(aggregator)
-            if state.status.terminal and self.events.empty():
-                time.sleep(1.0)  # its last event may still be on its way
-                if self.events.empty():
-                    lines = orchestrator.logs(aggregator, tail=8)
-                    raise ProjectFailure(
-                        "the aggregator stopped without reporting an outcome: "
-                        + _exit_message("aggregator", state.exit_code, lines)
-                    )
-
-    def _await_cluster_outcomes(self, clusters: list[str], seconds: float = 10.0) -> None:
-        """Give failing cluster aggregators a moment to report why (it explains the root)."""
-        deadline = time.monotonic() + seconds
-        while clusters and time.monotonic() < deadline:
-            try:
-                event = self.events.get(timeout=0.2)
-            except queue.Empty:
-                event = None
-            source = str(event.get("source", "")) if event is not None else ""
-            if event is not None and source.startswith("cluster:") and event["type"] == "failed":
-                self._cluster_failures[source] = str(event.get("data", {}).get("reason", ""))
-            ended = all(self.context.orchestrator.status(c).status.terminal for c in clusters)
-            if ended and self.events.empty():
-                return
-
-    def _learner_summary(self, learners: list[str]) -> str:
-        """The learners' own reasons, which usually explain an aggregator's failure."""
-        for service_id in learners:
-            state = self.context.orchestrator.status(service_id)
-            if state.status is ServiceStatus.FAILED and service_id not in self._learner_failures:
-                lines = self.context.orchestrator.logs(service_id, tail=5)
-                self._learner_failures[service_id] = _exit_message(
-                    state.name, state.exit_code, lines
-                )
-        if not self._learner_failures:
-            return ""
-        return "; learners: " + "; ".join(self._learner_failures.values())
-
     def _undeploy_all(self, keep: set[str] | None = None) -> None:
         for service_id, role in self.store.live_services():
             if keep and role in keep:
@@ -604,12 +485,6 @@ class ProjectRunner(threading.Thread):
     def _check_cancelled(self) -> None:
         if self.cancelled.is_set():
             raise _Cancelled
-
-
-def _exit_message(name: str, exit_code: int | None, lines: list[str]) -> str:
-    code = "unknown exit code" if exit_code is None else f"exit code {exit_code}"
-    tail = " | ".join(line.strip() for line in lines if line.strip())
-    return f"{name} ended with {code}" + (f"; last output: {tail}" if tail else "")
 
 
 def _free_port() -> int:

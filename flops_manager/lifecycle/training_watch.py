@@ -1,0 +1,146 @@
+"""Watching a project's FL services: until they run, and until the top aggregator's outcome.
+
+The events the services report and their orchestrator status are both watched, so that a
+crashed process is noticed even when it reports nothing. A failure ends the project
+(`ProjectFailure`) with the reasons users need: the aggregator's, the cluster aggregators'
+in hierarchical FL, and the learners' own last output.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flops_manager.lifecycle.project_store import ProjectStore
+from flops_manager.orchestrators import Orchestrator, ServiceState, ServiceStatus
+
+__all__ = ["ProjectFailure", "TrainingWatch", "exit_message"]
+
+_POLL_S = 0.5
+
+
+class ProjectFailure(Exception):
+    """Ends a project as `failed`; the message is the reason users see."""
+
+
+@dataclass
+class TrainingWatch:
+    """Follows one project's services for its runner."""
+
+    orchestrator: Orchestrator
+    orchestrator_kind: str
+    store: ProjectStore
+    events: queue.Queue[dict[str, Any]]
+    check_cancelled: Callable[[], None]
+    schedule_timeout_s: float = 300.0
+    _learner_failures: dict[str, str] = field(default_factory=dict)
+    _cluster_failures: dict[str, str] = field(default_factory=dict)
+
+    def wait_started(self, service_id: str, what: str) -> ServiceState:
+        """Wait until a remote service runs (or has already finished); fail if it cannot."""
+        orchestrator = self.orchestrator
+        deadline = time.monotonic() + self.schedule_timeout_s
+        while True:
+            self.check_cancelled()
+            state = orchestrator.status(service_id)
+            if state.status in (ServiceStatus.RUNNING, ServiceStatus.COMPLETED):
+                return state
+            if state.status.terminal:
+                lines = [line for line in orchestrator.logs(service_id, tail=5) if line.strip()]
+                output = " | ".join(line.strip() for line in lines if line.strip() != state.message)
+                raise ProjectFailure(
+                    f"the {self.orchestrator_kind} orchestrator could not start the "
+                    f"{what}: {state.message}" + (f"; last output: {output}" if output else "")
+                )
+            if time.monotonic() > deadline:
+                raise ProjectFailure(
+                    f"the {self.orchestrator_kind} orchestrator did not start the {what} "
+                    f"within {self.schedule_timeout_s:.0f} s ({state.message})"
+                )
+            time.sleep(0.2)
+
+    def follow(
+        self, aggregator: str, learners: list[str], clusters: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Wait for the aggregator's outcome, watching the processes as well as the events.
+
+        `learners` are the services below the top aggregator: the learners and, in
+        hierarchical mode, the cluster aggregators, whose own `failed` reasons (source
+        `cluster:<name>`) explain a root's failure best.
+        """
+        orchestrator = self.orchestrator
+        while True:
+            self.check_cancelled()
+            try:
+                event = self.events.get(timeout=_POLL_S)
+            except queue.Empty:
+                event = None
+            source = str(event.get("source", "")) if event is not None else ""
+            if event is not None and source.startswith("cluster:") and event["type"] == "failed":
+                self._cluster_failures[source] = str(event.get("data", {}).get("reason", ""))
+            if event is not None and source == "aggregator":
+                if event["type"] == "succeeded":
+                    return dict(event.get("data", {}))
+                if event["type"] == "failed":
+                    reason = f"training failed: {event['data'].get('reason', '')}"
+                    self._await_cluster_outcomes(clusters or [])
+                    if self._cluster_failures:
+                        reason += "; clusters: " + "; ".join(self._cluster_failures.values())
+                    raise ProjectFailure(reason + self._learner_summary(learners))
+            for service_id in learners:
+                state = orchestrator.status(service_id)
+                if (
+                    state.status is ServiceStatus.FAILED
+                    and service_id not in self._learner_failures
+                ):
+                    lines = orchestrator.logs(service_id, tail=5)
+                    message = exit_message(state.name, state.exit_code, lines)
+                    self._learner_failures[service_id] = message
+                    self.store.event(f"{state.role}_failed", message)
+            state = orchestrator.status(aggregator)
+            if state.status.terminal and self.events.empty():
+                time.sleep(1.0)  # its last event may still be on its way
+                if self.events.empty():
+                    lines = orchestrator.logs(aggregator, tail=8)
+                    raise ProjectFailure(
+                        "the aggregator stopped without reporting an outcome: "
+                        + exit_message("aggregator", state.exit_code, lines)
+                    )
+
+    def _await_cluster_outcomes(self, clusters: list[str], seconds: float = 10.0) -> None:
+        """Give failing cluster aggregators a moment to report why (it explains the root)."""
+        deadline = time.monotonic() + seconds
+        while clusters and time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.2)
+            except queue.Empty:
+                event = None
+            source = str(event.get("source", "")) if event is not None else ""
+            if event is not None and source.startswith("cluster:") and event["type"] == "failed":
+                self._cluster_failures[source] = str(event.get("data", {}).get("reason", ""))
+            ended = all(self.orchestrator.status(c).status.terminal for c in clusters)
+            if ended and self.events.empty():
+                return
+
+    def _learner_summary(self, learners: list[str]) -> str:
+        """The learners' own reasons, which usually explain an aggregator's failure."""
+        for service_id in learners:
+            state = self.orchestrator.status(service_id)
+            if state.status is ServiceStatus.FAILED and service_id not in self._learner_failures:
+                lines = self.orchestrator.logs(service_id, tail=5)
+                self._learner_failures[service_id] = exit_message(
+                    state.name, state.exit_code, lines
+                )
+        if not self._learner_failures:
+            return ""
+        return "; learners: " + "; ".join(self._learner_failures.values())
+
+
+def exit_message(name: str, exit_code: int | None, lines: list[str]) -> str:
+    """`<name> ended with exit code N; last output: ...`, for reasons users read."""
+    code = "unknown exit code" if exit_code is None else f"exit code {exit_code}"
+    tail = " | ".join(line.strip() for line in lines if line.strip())
+    return f"{name} ended with {code}" + (f"; last output: {tail}" if tail else "")
