@@ -15,26 +15,24 @@ import json
 import queue
 import socket
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flops_manager.environments import EnvironmentBuilder, EnvironmentBuildError
+from flops_manager.environments import EnvironmentBuildError
 from flops_manager.lifecycle.cluster_plan import plan_clusters
-from flops_manager.lifecycle.embedded_stack import EmbeddedStack
-from flops_manager.lifecycle.image_stage import BuildFailure, ImageSettings, ImageStage
+from flops_manager.lifecycle.image_stage import BuildFailure, ImageStage
 from flops_manager.lifecycle.post_training import INFERENCE_ROLE, PostTraining, PostTrainingFailure
 from flops_manager.lifecycle.project_store import ProjectStore
+from flops_manager.lifecycle.runner_context import RunnerContext, ServiceRuntime
 from flops_manager.lifecycle.training_watch import ProjectFailure, TrainingWatch
 from flops_manager.orchestrators import (
-    Orchestrator,
     Placement,
     PortMapping,
     Resources,
     ServiceSpec,
 )
 from flops_manager.orchestrators.orchestrator import OrchestratorError
-from flops_manager.repos import RepoFetchError, RepoPolicy, RepoPolicyError, fetch_repo
+from flops_manager.repos import RepoFetchError, RepoPolicyError, fetch_repo
 from flops_manager.schemas import ProjectCreate, ProjectState
 from flops_manager.schemas.project import PostTrainingStep
 from flops_utils.logs import get_logger
@@ -46,57 +44,10 @@ __all__ = ["ProjectFailure", "ProjectRunner", "RunnerContext"]
 
 _log = get_logger("manager.runner")
 _POLL_S = 0.5
-IMAGE_REPO_DIR = "/app"
-"""Where the image builder puts the repo's code in learner and aggregator images."""
 
 
 class _Cancelled(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class RunnerContext:
-    """What every runner shares: where to work and with what."""
-
-    orchestrator: Orchestrator
-    orchestrator_kind: str
-    builder: EnvironmentBuilder
-    stack: EmbeddedStack
-    repo_policy: RepoPolicy
-    work_dir: Path
-    callback_base_url: str
-    images: ImageSettings | None = None
-    """Set when services run images: they are built into this registry."""
-    image_registry: str = ""
-    """Registry of the project images (names the images of environment-run Oakestra services)."""
-    configured_clusters: tuple[str, ...] = ()
-    """Clusters for hierarchical FL on backends that do not report their own (`docker`)."""
-    schedule_timeout_s: float = 300.0
-    """How long a remote orchestrator may take to start a service."""
-
-
-@dataclass(frozen=True)
-class ServiceRuntime:
-    """What the project's services run: a local environment, or images."""
-
-    environment: Path | None = None
-    repo_dir: Path | None = None
-    learner_image: str | None = None
-    aggregator_image: str | None = None
-
-    def spec_fields(self, role: str) -> dict[str, Any]:
-        """The `ServiceSpec` fields that say what to run for `role`."""
-        image = self.aggregator_image if role == "aggregator" else self.learner_image
-        if self.environment is not None:
-            # An image name too where one is known: Oakestra's SLAs need one.
-            return {"environment_path": self.environment, "working_dir": self.repo_dir,
-                    "image": image}  # fmt: skip
-        return {"image": image, "working_dir": Path(IMAGE_REPO_DIR)}
-
-    @property
-    def code_dir(self) -> str:
-        """Where the services find the repo's code."""
-        return str(self.repo_dir) if self.environment is not None else IMAGE_REPO_DIR
 
 
 class ProjectRunner(threading.Thread):

@@ -34,6 +34,12 @@ from typing import Any, ClassVar
 
 from flops_manager.orchestrators.oakestra_client import OakestraClient, OakestraHTTPError
 from flops_manager.orchestrators.oakestra_sla import application_name, application_sla
+from flops_manager.orchestrators.oakestra_status import (
+    NEGATIVE_SCHEDULING,
+    map_status,
+    object_id,
+    read_service_document,
+)
 from flops_manager.orchestrators.orchestrator import (
     ClusterInfo,
     DeployError,
@@ -51,36 +57,6 @@ from flops_utils.logs import get_logger
 __all__ = ["NEGATIVE_SCHEDULING", "OakestraOrchestrator", "map_status"]
 
 _log = get_logger("manager.oakestra")
-
-NEGATIVE_SCHEDULING: dict[str, str] = {
-    "NoActiveClusterWithCapacity": "no active cluster has the memory and vCPUs it asks for",
-    "TargetClusterNotFound": "the cluster it is pinned to does not exist",
-    "TargetClusterNotActive": "the cluster it is pinned to has not reported in the last 30 s "
-    "(or no cluster is active)",
-    "TargetClusterNoCapacity": "the cluster it is pinned to lacks the memory or vCPUs",
-    "NO_WORKER_CAPACITY": "no worker of the cluster has the memory or vCPUs",
-    "NO_QUALIFIED_WORKER_FOUND": "no worker of the cluster qualifies (virtualization, resources)",
-    "NO_NODE_FOUND": "the node it is pinned to does not exist in the cluster",
-}
-"""The scheduler's negative results, with what they mean for users."""
-
-_STARTING = frozenset({"CREATING", "CREATED", "INSTANTIATION"})
-_FAILED = frozenset({"FAILED", "DEAD"})
-
-
-def map_status(raw: str | None) -> ServiceStatus:
-    """Map an Oakestra status onto `ServiceStatus`; unknown strings are still pending."""
-    if raw in NEGATIVE_SCHEDULING or raw in _FAILED:
-        return ServiceStatus.FAILED
-    if raw == "RUNNING":
-        return ServiceStatus.RUNNING
-    if raw == "COMPLETED":
-        return ServiceStatus.COMPLETED
-    if raw == "UNDEPLOYED":
-        return ServiceStatus.STOPPED
-    if raw in _STARTING:
-        return ServiceStatus.STARTING
-    return ServiceStatus.PENDING
 
 
 @dataclass
@@ -239,13 +215,13 @@ class OakestraOrchestrator(Orchestrator):
             key = (app.get("application_name"), app.get("application_namespace"))
             if key != (name, self.namespace):
                 continue
-            app_id = _object_id(app.get("applicationID") or app.get("_id"))
+            app_id = object_id(app.get("applicationID") or app.get("_id"))
             return app_id, len(app.get("microservices") or [])
         return None
 
     def _list_applications(self) -> Any:
         user = self.client.request("GET", f"/api/user/{self.client.username}")
-        user_id = _object_id(user.get("_id")) if isinstance(user, dict) else ""
+        user_id = object_id(user.get("_id")) if isinstance(user, dict) else ""
         return self.client.request("GET", f"/api/applications/{user_id}")
 
     def _service_ids(self, app_id: str) -> dict[str, str]:
@@ -257,7 +233,7 @@ class OakestraOrchestrator(Orchestrator):
                 continue
             if service.get("applicationID") not in (None, app_id):
                 continue  # older roots listed every app's services (oakestra#406)
-            service_id = _object_id(service.get("microserviceID") or service.get("_id"))
+            service_id = object_id(service.get("microserviceID") or service.get("_id"))
             ids[str(service.get("microservice_name"))] = service_id
         return ids
 
@@ -306,33 +282,16 @@ class OakestraOrchestrator(Orchestrator):
     def _from_document(self, service_id: str, record: _Record, doc: Any) -> ServiceState:
         if not isinstance(doc, dict):
             raise OrchestratorError(f"unexpected reply for service {service_id}: {doc!r:.200}")
-        instances = [i for i in doc.get("instance_list") or [] if isinstance(i, dict)]
-        service_status = doc.get("status")
-        instance = instances[0] if instances else None
-        raw = str(service_status or "") if instance is None else str(instance.get("status") or "")
-        if service_status in NEGATIVE_SCHEDULING:
-            raw = str(service_status)
-        detail = str((instance or doc).get("status_detail") or "")
-        logs = (instance or {}).get("logs")
-        if isinstance(logs, str):
-            record.logs = logs.splitlines()
-        elif isinstance(logs, list):
-            record.logs = [str(line) for line in logs]
-        status = map_status(raw)
-        if raw in NEGATIVE_SCHEDULING:
-            message = f"Oakestra could not place it: {raw} ({NEGATIVE_SCHEDULING[raw]})"
-        else:
-            message = f"Oakestra status {raw or 'none'}" + (f": {detail}" if detail else "")
-        address: str | None = None
-        if instance is not None:
-            ip = instance.get("publicip") or instance.get("host_ip")
-            if ip and record.spec.ports:
-                address = f"{ip}:{record.spec.ports[0].published_port}"
-        cluster_id = str(instance.get("cluster_id") or "") if instance else ""
+        report = read_service_document(doc)
+        if report.logs is not None:
+            record.logs = report.logs
+        address = None
+        if report.ip and record.spec.ports:
+            address = f"{report.ip}:{record.spec.ports[0].published_port}"
         return self._state(
-            service_id, record, status, address, message,
-            cluster=self._cluster_name(cluster_id) if cluster_id else None,
-            node=str(instance.get("worker_id")) if instance and instance.get("worker_id") else None,
+            service_id, record, report.status, address, report.message,
+            cluster=self._cluster_name(report.cluster_id) if report.cluster_id else None,
+            node=report.worker_id,
         )  # fmt: skip
 
     def _cluster_name(self, cluster_id: str) -> str:
@@ -344,7 +303,7 @@ class OakestraOrchestrator(Orchestrator):
                 return cluster_id
             for item in reply if isinstance(reply, list) else []:
                 if isinstance(item, dict) and item.get("cluster_name"):
-                    self._cluster_names[_object_id(item.get("_id"))] = str(item["cluster_name"])
+                    self._cluster_names[object_id(item.get("_id"))] = str(item["cluster_name"])
         return self._cluster_names.get(cluster_id, cluster_id)
 
     def _state(
@@ -434,7 +393,7 @@ class OakestraOrchestrator(Orchestrator):
         for item in reply if isinstance(reply, list) else []:
             if not isinstance(item, dict):
                 continue
-            cluster_id = _object_id(item.get("_id"))
+            cluster_id = object_id(item.get("_id"))
             name = str(item.get("cluster_name") or cluster_id)
             clusters.append(
                 ClusterInfo(cluster_id=cluster_id, name=name, active=bool(item.get("active", True)))
@@ -469,13 +428,6 @@ class OakestraOrchestrator(Orchestrator):
     def close(self) -> None:
         """Close the HTTP client; services keep running in Oakestra."""
         self.client.close()
-
-
-def _object_id(value: Any) -> str:
-    """Mongo ids come as `{"$oid": ...}` or as plain strings."""
-    if isinstance(value, dict):
-        return str(value.get("$oid", ""))
-    return "" if value is None else str(value)
 
 
 def _deploy_error(error: OakestraHTTPError, specs: list[ServiceSpec]) -> DeployError:
