@@ -17,13 +17,11 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flops_utils.events import EventReporter, EventType
 from flops_utils.logs import get_logger
-from flops_utils.redact import redact_url
 from image_builder.build_context import normalize_tree, write_lines
 from image_builder.build_steps import StepTimer
 from image_builder.buildah import Buildah
@@ -46,9 +44,13 @@ from image_builder.inference_containerfile import (
     missing_requirements,
     parse_generated_dockerfile,
 )
+from image_builder.inference_request import (
+    InferenceBuildRequest,
+    InferenceBuildResult,
+    inference_labels,
+)
 from image_builder.model_source import (
     GENERATED_MODEL_DIR,
-    ModelVersionInfo,
     download_model,
     generate_dockerfile,
     model_flavors,
@@ -85,100 +87,6 @@ _MLFLOW_FLAVORS = (
     ("keras", "keras"),
     ("tensorflow", "tensorflow"),
 )
-
-
-@dataclass(frozen=True)
-class InferenceBuildRequest:
-    """What to build (the CLI's arguments).
-
-    Parameters
-    ----------
-    tracking_uri : str
-        The MLflow tracking (and registry) server; may carry credentials, never reported.
-    model_uri : str
-        `models:/<name>@<alias>` or `models:/<name>/<version>`.
-    platforms : tuple[str, ...]
-        E.g. `("linux/amd64", "linux/arm64")`.
-    registry : str
-        `host[:port]` to push to (and where flavour bases live).
-    customer, project_id : str
-        Name the image, and the events.
-    base_image : str
-        A flavour base (used as it is), or the image flavour bases start FROM.
-    flavor : str | None
-        A key of `FLAVORS`; None: from the model's MLmodel file.
-    tls_verify : bool
-        Whether the registry must use verified HTTPS.
-    work_dir : Path
-        An empty folder for the model, the build context and logs.
-    """
-
-    tracking_uri: str = field(repr=False)
-    model_uri: str
-    platforms: tuple[str, ...]
-    registry: str
-    customer: str
-    project_id: str
-    base_image: str
-    flavor: str | None
-    tls_verify: bool
-    work_dir: Path
-
-
-@dataclass(frozen=True)
-class InferenceBuildResult:
-    """The pushed image (`<ref>@sha256:...`), the model version, platforms and step seconds."""
-
-    image: str
-    version: str
-    platforms: tuple[str, ...]
-    timings: dict[str, float]
-    labels: dict[str, str]
-
-
-def inference_labels(
-    *,
-    model: ModelVersionInfo,
-    model_uri: str,
-    project_id: str,
-    flops_version: str,
-) -> dict[str, str]:
-    """The image's OCI and FLOps labels: model name, version and URI, project, run metrics.
-
-    Parameters
-    ----------
-    model : ModelVersionInfo
-        The resolved version; its run's metrics become `io.flops.metric.<name>`.
-    model_uri : str
-        The URI the build was asked for (e.g. with `@champion`).
-    project_id : str
-        The FLOps project.
-    flops_version : str
-        The FLOps release that built the image.
-    """
-    labels = {
-        "org.opencontainers.image.title": f"{model.name} inference server",
-        "org.opencontainers.image.description": (
-            f"MLflow scoring server for {model.uri} (POST /invocations, GET /ping)"
-        ),
-        "org.opencontainers.image.version": model.version,
-        "io.flops.project": project_id,
-        "io.flops.model-name": model.name,
-        "io.flops.model-version": model.version,
-        "io.flops.model-uri": model_uri,
-        "io.flops.version": flops_version,
-    }
-    source = model.tags.get("flops.repo_url")
-    if source:
-        labels["org.opencontainers.image.source"] = redact_url(source)
-    revision = model.tags.get("flops.commit")
-    if revision:
-        labels["org.opencontainers.image.revision"] = revision
-    if model.run_id:
-        labels["io.flops.run-id"] = model.run_id
-    for name, value in sorted(model.metrics.items()):
-        labels[f"io.flops.metric.{name}"] = repr(float(value))
-    return labels
 
 
 class InferenceImageJob:

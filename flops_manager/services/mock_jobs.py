@@ -13,12 +13,10 @@ only in this process: one left `pending`/`running` by a previous manager is ende
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pyarrow as pa
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from flops_manager.db import Database
 from flops_manager.db.models import MockDataJob, MockDataJobEvent, utcnow
@@ -29,7 +27,16 @@ from flops_manager.schemas.mock_data import (
     MockDataRequest,
     MockJobState,
 )
-from flops_manager.services.tokens import Caller
+from flops_manager.services.mock_job_records import (
+    MockDataCleanupError,
+    MockJobConflictError,
+    MockJobNotFoundError,
+    create_job,
+    event_view_of,
+    get_job,
+    job_view,
+    list_jobs,
+)
 from flops_utils.logs import get_logger
 from flops_utils.ml_data_client import DatasetNotFoundError, MLDataClient, MLDataError
 from flops_utils.mock_data import (
@@ -60,22 +67,6 @@ MEASURE_NAME = "mean_pairwise_total_variation"
 _CANCEL_WAIT_S = 60.0
 
 
-class MockJobNotFoundError(LookupError):
-    """Raised when a mock-data job does not exist or belongs to another customer."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"mock-data job {job_id} not found")
-        self.job_id = job_id
-
-
-class MockJobConflictError(RuntimeError):
-    """Raised when a request does not fit the job's state (delete a deleted job); safe message."""
-
-
-class MockDataCleanupError(RuntimeError):
-    """Raised when pushed partitions cannot be dropped (data server unreachable); retryable."""
-
-
 class DataServers(Protocol):
     """Where partitions go: partition i to node i mod `nodes` (the embedded stack is one)."""
 
@@ -86,92 +77,6 @@ class DataServers(Protocol):
 
     def data_server(self, node: int) -> str:
         """Address of node `node`'s data server."""
-
-
-def create_job(*, session: Session, caller: Caller, body: MockDataRequest) -> MockDataJob:
-    """Persist a new job in `pending` for the caller's customer (the admin may name any).
-
-    Raises
-    ------
-    PermissionError
-        `customerID` names another customer and the caller is not the admin.
-    """
-    customer = body.customer_id
-    if not caller.is_admin:
-        if "customer_id" in body.model_fields_set and customer != caller.customer_id:
-            raise PermissionError(f"customerID {customer!r} does not match the token's customer")
-        customer = caller.customer_id
-    job = MockDataJob(
-        customer_id=customer,
-        state=MockJobState.PENDING.value,
-        message="accepted",
-        config=body.model_dump(mode="json", by_alias=False),
-        data_tag=body.mock_data_configuration.data_tag,
-    )
-    job.events.append(MockDataJobEvent(kind="state", type="pending", message="accepted"))
-    session.add(job)
-    session.flush()
-    return job
-
-
-def list_jobs(*, session: Session, caller: Caller) -> list[MockDataJob]:
-    """The caller's jobs (all of them for the admin), newest first."""
-    query = select(MockDataJob).order_by(MockDataJob.created_at.desc())
-    if not caller.is_admin:
-        query = query.where(MockDataJob.customer_id == caller.customer_id)
-    return list(session.scalars(query))
-
-
-def get_job(*, session: Session, caller: Caller, job_id: str) -> MockDataJob:
-    """The job, if the caller may see it; `MockJobNotFoundError` otherwise."""
-    job = session.get(MockDataJob, job_id)
-    if job is None or not (caller.is_admin or job.customer_id == caller.customer_id):
-        raise MockJobNotFoundError(job_id)
-    return job
-
-
-def job_view(job: MockDataJob, *, events: bool = False) -> dict[str, Any]:
-    """The JSON form of a job: state, configuration, partition summaries (and its events)."""
-    config = job.config.get("mock_data_configuration", {})
-    view: dict[str, Any] = {
-        "id": job.id,
-        "customer_id": job.customer_id,
-        "state": job.state,
-        "message": job.message,
-        "active": MockJobState(job.state) in ACTIVE_MOCK_STATES,
-        "dataset_name": config.get("dataset_name"),
-        "data_tag": job.data_tag,
-        "partitioning": job.config.get("partitioning"),
-        "measure": job.measure or None,
-        "partitions": job.partitions,
-        "created_at": _iso(job.created_at),
-        "updated_at": _iso(job.updated_at),
-        "finished_at": _iso(job.finished_at),
-    }
-    if events:
-        view["config"] = job.config
-        view["events"] = [event_view_of(e) for e in job.events]
-    return view
-
-
-def event_view_of(event: MockDataJobEvent) -> dict[str, Any]:
-    """The JSON form of one job event (the shape of a project's events)."""
-    return {
-        "id": event.id,
-        "timestamp": _iso(event.timestamp),
-        "kind": event.kind,
-        "type": event.type,
-        "message": event.message,
-        "data": event.data,
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive timestamps; they are UTC
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
 
 
 class MockJobs:
