@@ -46,6 +46,27 @@ _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 _DEFAULT_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
+# Options both commands take.
+TlsVerifyOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--tls-verify/--insecure-registry",
+        help="Require verified HTTPS for registries. Default: insecure for localhost and "
+        "127.0.0.0/8, verified otherwise.",
+        show_default=False,
+    ),
+]
+KeepWorkDirOption = Annotated[bool, typer.Option(help="Keep the work folder afterwards.")]
+CaBundleOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="CA bundle mounted into build steps. Default: $SSL_CERT_FILE, else the system bundle.",
+        show_default=False,
+    ),
+]
+LogLevelOption = Annotated[str, typer.Option(help="Log level.")]
+
+
 def default_base_image(registry: str) -> str:
     """The base image flavour bases start FROM when none is given: the bootstrapped Debian one."""
     return f"{normalize_registry(registry)}/flops/debian-python:bookworm"
@@ -84,28 +105,13 @@ def build(
             show_default=False,
         ),
     ] = None,
-    tls_verify: Annotated[
-        bool | None,
-        typer.Option(
-            "--tls-verify/--insecure-registry",
-            help="Require verified HTTPS for registries. Default: insecure for localhost and "
-            "127.0.0.0/8, verified otherwise.",
-            show_default=False,
-        ),
-    ] = None,
+    tls_verify: TlsVerifyOption = None,
     work_dir: Annotated[
         Path | None, typer.Option(help="Where to put the checkout and build contexts.")
     ] = None,
-    keep_work_dir: Annotated[bool, typer.Option(help="Keep the work folder afterwards.")] = False,
-    ca_bundle: Annotated[
-        Path | None,
-        typer.Option(
-            help="CA bundle mounted into build steps. Default: $SSL_CERT_FILE, else the "
-            "system bundle.",
-            show_default=False,
-        ),
-    ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    keep_work_dir: KeepWorkDirOption = False,
+    ca_bundle: CaBundleOption = None,
+    log_level: LogLevelOption = "INFO",
 ) -> None:
     """Clone, check, resolve, build and push the learner and aggregator images."""
     configure_logging(log_level)
@@ -198,28 +204,13 @@ def build_inference(
             show_default=False,
         ),
     ] = None,
-    tls_verify: Annotated[
-        bool | None,
-        typer.Option(
-            "--tls-verify/--insecure-registry",
-            help="Require verified HTTPS for registries. Default: insecure for localhost and "
-            "127.0.0.0/8, verified otherwise.",
-            show_default=False,
-        ),
-    ] = None,
+    tls_verify: TlsVerifyOption = None,
     work_dir: Annotated[
         Path | None, typer.Option(help="Where to put the model and the build context.")
     ] = None,
-    keep_work_dir: Annotated[bool, typer.Option(help="Keep the work folder afterwards.")] = False,
-    ca_bundle: Annotated[
-        Path | None,
-        typer.Option(
-            help="CA bundle mounted into build steps. Default: $SSL_CERT_FILE, else the "
-            "system bundle.",
-            show_default=False,
-        ),
-    ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    keep_work_dir: KeepWorkDirOption = False,
+    ca_bundle: CaBundleOption = None,
+    log_level: LogLevelOption = "INFO",
 ) -> None:
     """Build and push the inference-server image of a registered MLflow model version.
 

@@ -27,6 +27,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso_utc(value: datetime | None) -> str | None:
+    """A stored timestamp as ISO 8601 with its UTC offset; `None` stays `None`."""
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive timestamps; they are UTC
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
 def _new_id() -> str:
     return uuid.uuid4().hex[:16]
 

@@ -197,39 +197,24 @@ class OakestraClient:
             return body
 
     def _login(self) -> str:
-        attempt = 0
-        while True:
-            try:
-                response = self._http.post(
-                    "/api/auth/login", json={"username": self.username, "password": self._password}
-                )
-            except httpx.TransportError as e:
-                if attempt < self.retries:
-                    self._pause(attempt, "POST", "/api/auth/login", type(e).__name__)
-                    attempt += 1
-                    continue
-                raise OrchestratorUnavailableError(
-                    f"the Oakestra root at {self.base_url} is not reachable ({type(e).__name__} "
-                    "on login): check FLOPS_OAKESTRA_URL and that the root runs"
-                ) from e
-            if response.status_code >= 500 and attempt < self.retries:
-                self._pause(attempt, "POST", "/api/auth/login", f"HTTP {response.status_code}")
-                attempt += 1
-                continue
-            break
-        if response.status_code in (401, 403, 404):
-            raise OakestraHTTPError(
+        try:
+            body = self.request(
                 "POST",
                 "/api/auth/login",
-                response.status_code,
-                f"{error_text(response)}: check FLOPS_OAKESTRA_USERNAME and "
-                "FLOPS_OAKESTRA_PASSWORD",
+                json_body={"username": self.username, "password": self._password},
+                authenticated=False,
             )
-        if response.status_code >= 400:
+        except OakestraHTTPError as e:
+            if e.status in (401, 403, 404):
+                raise OakestraHTTPError(
+                    "POST",
+                    "/api/auth/login",
+                    e.status,
+                    f"{e.detail}: check FLOPS_OAKESTRA_USERNAME and FLOPS_OAKESTRA_PASSWORD",
+                ) from e
             raise OrchestratorUnavailableError(
-                f"Oakestra login failed with HTTP {response.status_code}: {error_text(response)}"
-            )
-        body = decode(response.json())
+                f"Oakestra login failed with HTTP {e.status}: {e.detail}"
+            ) from e
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise OrchestratorUnavailableError("Oakestra's login reply has no token")

@@ -304,7 +304,9 @@ class OakestraOrchestrator(Orchestrator):
             for item in reply if isinstance(reply, list) else []:
                 if isinstance(item, dict) and item.get("cluster_name"):
                     self._cluster_names[object_id(item.get("_id"))] = str(item["cluster_name"])
-        return self._cluster_names.get(cluster_id, cluster_id)
+            # An id Oakestra does not list keeps its id as name, without asking again.
+            self._cluster_names.setdefault(cluster_id, cluster_id)
+        return self._cluster_names[cluster_id]
 
     def _state(
         self, service_id: str, record: _Record, status: ServiceStatus, address: str | None,

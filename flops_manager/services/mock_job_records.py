@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from flops_manager.db.models import MockDataJob, MockDataJobEvent
+from flops_manager.db.models import MockDataJob, MockDataJobEvent, iso_utc
 from flops_manager.schemas.mock_data import ACTIVE_MOCK_STATES, MockDataRequest, MockJobState
 from flops_manager.services.tokens import Caller
 
@@ -96,9 +95,9 @@ def job_view(job: MockDataJob, *, events: bool = False) -> dict[str, Any]:
         "partitioning": job.config.get("partitioning"),
         "measure": job.measure or None,
         "partitions": job.partitions,
-        "created_at": _iso(job.created_at),
-        "updated_at": _iso(job.updated_at),
-        "finished_at": _iso(job.finished_at),
+        "created_at": iso_utc(job.created_at),
+        "updated_at": iso_utc(job.updated_at),
+        "finished_at": iso_utc(job.finished_at),
     }
     if events:
         view["config"] = job.config
@@ -110,17 +109,9 @@ def event_view_of(event: MockDataJobEvent) -> dict[str, Any]:
     """The JSON form of one job event (the shape of a project's events)."""
     return {
         "id": event.id,
-        "timestamp": _iso(event.timestamp),
+        "timestamp": iso_utc(event.timestamp),
         "kind": event.kind,
         "type": event.type,
         "message": event.message,
         "data": event.data,
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive timestamps; they are UTC
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()

@@ -7,7 +7,6 @@ project ids cannot be probed.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from flops_manager.core.security import generate_token, hash_token, tokens_match
 from flops_manager.db import Project, ProjectEvent
+from flops_manager.db.models import iso_utc
 from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState
 from flops_manager.services.tokens import Caller
 from flops_utils.redact import redact_url
@@ -151,8 +151,8 @@ def project_view(project: Project, *, detail: bool = False) -> dict[str, Any]:
         "active": ProjectState(project.state) in ACTIVE_STATES,
         "repo_url": redact_url(project.repo_url),
         "commit": project.commit,
-        "created_at": _utc(project.created_at),
-        "updated_at": _utc(project.updated_at),
+        "created_at": iso_utc(project.created_at),
+        "updated_at": iso_utc(project.updated_at),
     }
     if detail:
         view["config"] = project.config
@@ -161,8 +161,8 @@ def project_view(project: Project, *, detail: bool = False) -> dict[str, Any]:
             {
                 "service_id": s.service_id,
                 "role": s.role,
-                "deployed_at": _utc(s.deployed_at),
-                "undeployed_at": _utc(s.undeployed_at),
+                "deployed_at": iso_utc(s.deployed_at),
+                "undeployed_at": iso_utc(s.undeployed_at),
             }
             for s in project.services
         ]
@@ -173,18 +173,10 @@ def event_view(event: ProjectEvent) -> dict[str, Any]:
     """The JSON form of one event."""
     return {
         "id": event.id,
-        "timestamp": _utc(event.timestamp),
+        "timestamp": iso_utc(event.timestamp),
         "kind": event.kind,
         "type": event.type,
         "source": event.source,
         "message": event.message,
         "data": event.data,
     }
-
-
-def _utc(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive timestamps; they are UTC
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()

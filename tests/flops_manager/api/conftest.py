@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -174,3 +175,14 @@ def kill_leftover_services(state_dir: Path) -> None:
     for pgid in service_pids(state_dir):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def repo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`examples/sklearn-digits` as a one-commit Git repo, by its file:// URL."""
+    repo = tmp_path_factory.mktemp("repos") / "sklearn-digits"
+    shutil.copytree(ROOT / "examples" / "sklearn-digits", repo)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "example"]):
+        subprocess.run([*git, *args], cwd=repo, check=True)
+    return f"file://{repo}"

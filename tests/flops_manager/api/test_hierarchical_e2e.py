@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,16 +78,6 @@ def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manager]:
         yield manager
     finally:
         manager.stop()
-
-
-@pytest.fixture(scope="module")
-def repo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    repo = tmp_path_factory.mktemp("repos") / "sklearn-digits"
-    shutil.copytree(ROOT / "examples" / "sklearn-digits", repo)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
-    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "example"]):
-        subprocess.run([*git, *args], cwd=repo, check=True)
-    return f"file://{repo}"
 
 
 def _body(repo_url: str, **training: Any) -> dict[str, Any]:

@@ -7,8 +7,6 @@ environment) and deploy the inference server, then send 200 held-out digits to
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,17 +63,8 @@ def _api(server: ManagerServer, method: str, path: str, **kwargs: Any) -> httpx.
     )
 
 
-def _repo(tmp_path: Path) -> str:
-    repo = tmp_path / "sklearn-digits"
-    shutil.copytree(ROOT / "examples" / "sklearn-digits", repo)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
-    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "example"]):
-        subprocess.run([*git, *args], cwd=repo, check=True)
-    return f"file://{repo}"
-
-
 def test_the_trained_model_is_served_and_answers_like_the_registered_model(
-    manager: ManagerServer, tmp_path: Path
+    manager: ManagerServer, repo_url: str
 ) -> None:
     # Prepare: three partitions of digits on the learner nodes
     mock = {"dataset_name": "digits", "number_of_partitions": 3, "data_tag": "digits"}
@@ -84,7 +73,7 @@ def test_the_trained_model_is_served_and_answers_like_the_registered_model(
     )
     assert mocks.status_code == 201, mocks.text
     body = {
-        "customerID": "Admin", "ml_repo_url": _repo(tmp_path), "ml_model_flavor": "sklearn",
+        "customerID": "Admin", "ml_repo_url": repo_url, "ml_model_flavor": "sklearn",
         "training_configuration": {
             "data_tags": ["digits"], "training_rounds": 3, "min_available_clients": 3,
             "min_fit_clients": 3, "min_evaluate_clients": 3},

@@ -8,8 +8,6 @@ builds on this machine, named in the SLAs by the images it would otherwise build
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,16 +119,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         yield setup
     finally:
         setup.stop()
-
-
-@pytest.fixture(scope="module")
-def repo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    repo = tmp_path_factory.mktemp("repos") / "sklearn-digits"
-    shutil.copytree(ROOT / "examples" / "sklearn-digits", repo)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
-    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "example"]):
-        subprocess.run([*git, *args], cwd=repo, check=True)
-    return f"file://{repo}"
 
 
 def _body(repo_url: str, **training: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -101,16 +100,6 @@ def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manager]:
     assert response.status_code == 201, response.text
     yield manager
     manager.stop()
-
-
-@pytest.fixture(scope="module")
-def repo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    repo = tmp_path_factory.mktemp("repos") / "sklearn-digits"
-    shutil.copytree(ROOT / "examples" / "sklearn-digits", repo)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
-    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "example"]):
-        subprocess.run([*git, *args], cwd=repo, check=True)
-    return f"file://{repo}"
 
 
 def _body(repo_url: str, rounds: int = 3, **extra: Any) -> dict[str, Any]:
