@@ -281,6 +281,7 @@ def test_a_tag_moved_in_the_registry_is_pulled_again_not_run_stale(make_docker: 
         client.close()
 
 
+@container
 def test_a_missing_image_is_not_pulled_when_pulling_is_off(make_docker: Any) -> None:
     orchestrator = make_docker(pull=False)
 
