@@ -344,7 +344,10 @@ class OakestraOrchestrator(Orchestrator):
         """Delete the service (Oakestra stops its instances); the app goes with its last one."""
         with self._lock:
             record = self._records.get(service_id)
-        if record is None or record.gone:
+        if record is None:
+            self._undeploy_unrecorded(service_id)
+            return
+        if record.gone:
             return
         try:
             self.client.request("GET", f"/api/service/{service_id}")
@@ -367,6 +370,37 @@ class OakestraOrchestrator(Orchestrator):
         _log.info("project=%s oakestra service %s deleted", project_id, service_id)
         if app_id is not None:
             self._delete_application(project_id, app_id)
+
+    def _undeploy_unrecorded(self, service_id: str) -> None:
+        """Delete a service this manager did not deploy itself (it was restarted since).
+
+        Oakestra keeps re-deploying failed instances, so a service left behind would run on
+        forever. Its application is deleted as well once no service is left in it.
+        """
+        try:
+            document = self.client.request("GET", f"/api/service/{service_id}")
+        except OakestraHTTPError as e:
+            if e.status == 404:  # not (or no longer) one of this user's services
+                return
+            raise
+        document = document if isinstance(document, dict) else {}
+        app_id = document.get("applicationID")
+        project_id = str(document.get("app_name", "")).removeprefix("flops")  # for the log
+        self.client.request("DELETE", f"/api/service/{service_id}")
+        _log.info(
+            "project=%s oakestra service %s deleted (deployed before a restart)",
+            project_id, service_id,
+        )  # fmt: skip
+        if not app_id:
+            return
+        try:
+            remaining = self.client.request("GET", f"/api/services/{app_id}")
+        except OakestraHTTPError as e:
+            if e.status == 404:  # the application is gone already
+                return
+            raise
+        if not remaining:
+            self._delete_application(project_id, str(app_id))
 
     def _delete_application(self, project_id: str, app_id: str) -> None:
         try:

@@ -282,3 +282,27 @@ def test_the_builder_sla_validates_against_the_schema(
     assert entry["privileged"] is True and "platform" not in entry  # a multi-platform image
     assert "STORAGE_DRIVER=vfs" in entry["environment"]
     assert wait(oak, service_id).status is ServiceStatus.COMPLETED
+
+
+def test_a_restarted_manager_deletes_services_deployed_before_the_restart(
+    fake: FakeOakestra, oak: OakestraOrchestrator
+) -> None:
+    # Prepare: two services of one project, deployed by the manager before its restart
+    first = oak.deploy(spec("old1", "import time; time.sleep(60)"))
+    second = oak.deploy(spec("old2", "import time; time.sleep(60)"))
+    restarted = OakestraOrchestrator(
+        fake.url, username="alice", password=PASSWORD, backoff_s=0.01, poll_s=0.05
+    )
+
+    try:
+        # Execute
+        restarted.undeploy(first)
+        after_first = (len(fake.services()), len(fake.applications()))
+        restarted.undeploy(second)
+        restarted.undeploy(second)  # already gone: nothing to do
+
+        # Assert: the application went with its last service
+        assert after_first == (1, 1)
+        assert fake.services() == [] and fake.applications() == []
+    finally:
+        restarted.close()
