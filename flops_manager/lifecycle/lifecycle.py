@@ -8,13 +8,11 @@ from typing import Any
 from flops_manager.db import Database, Project
 from flops_manager.lifecycle.project_runner import ProjectRunner, RunnerContext
 from flops_manager.lifecycle.project_store import ProjectStore
+from flops_manager.lifecycle.teardown import ServicesNotStoppedError, undeploy_live
 from flops_manager.orchestrators import OrchestratorError
 from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState
-from flops_utils.logs import get_logger
 
 __all__ = ["ProjectLifecycle"]
-
-_log = get_logger("manager.lifecycle")
 
 
 class ProjectLifecycle:
@@ -57,15 +55,24 @@ class ProjectLifecycle:
         return True
 
     def stop_services(self, project_id: str) -> list[str]:
-        """Undeploy what a finished project still runs (its inference service); their ids."""
+        """Undeploy what a finished project still runs (its inference service); their ids.
+
+        Raises
+        ------
+        ServicesNotStoppedError
+            The orchestrator could not undeploy one of them; it stays recorded as running.
+        """
         store = ProjectStore(self.database, project_id)
-        stopped = []
-        for service_id, role in store.live_services():
-            self.context.orchestrator.undeploy(service_id, timeout=10.0)
-            store.mark_undeployed(service_id)
+        done = undeploy_live(store, self.context.orchestrator)
+        for _, role in done.stopped:
             store.event(f"{role}_stopped", f"the {role} service was stopped by request")
-            stopped.append(service_id)
-        return stopped
+        if done.failed:
+            raise ServicesNotStoppedError(
+                "could not stop "
+                + "; ".join(f"the {role} service {sid}: {e}" for sid, role, e in done.failed)
+                + "; try again later"
+            )
+        return [service_id for service_id, _ in done.stopped]
 
     def deliver(self, project_id: str, event: dict[str, Any]) -> None:
         """Hand an event a service reported to the project's runner."""
@@ -97,13 +104,7 @@ class ProjectLifecycle:
             ]
         for project_id, state in stale:
             store = ProjectStore(self.database, project_id)
-            for service_id, role in store.live_services():
-                try:
-                    self.context.orchestrator.undeploy(service_id, timeout=10.0)
-                except Exception:
-                    _log.exception("project=%s cannot undeploy %s %s", project_id, role, service_id)
-                    continue
-                store.mark_undeployed(service_id)
+            undeploy_live(store, self.context.orchestrator)
             store.transition(
                 ProjectState.FAILED,
                 f"the manager restarted while the project was {state}; "

@@ -30,6 +30,7 @@ import httpx
 
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageSettings, ImageStage
 from flops_manager.lifecycle.project_store import ProjectStore
+from flops_manager.lifecycle.teardown import UNDEPLOY_TIMEOUT_S
 from flops_manager.orchestrators import (
     Orchestrator,
     OrchestratorError,
@@ -189,7 +190,7 @@ class PostTraining:
 
     def _undeploy_quietly(self, service_id: str) -> None:
         try:
-            self.orchestrator.undeploy(service_id, timeout=10.0)
+            self.orchestrator.undeploy(service_id, timeout=UNDEPLOY_TIMEOUT_S)
         except OrchestratorError:
             _log.exception("project=%s cannot undeploy %s", self.project_id, service_id)
             return

@@ -15,6 +15,7 @@ import json
 import queue
 import socket
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from flops_manager.lifecycle.image_stage import BuildFailure, ImageStage
 from flops_manager.lifecycle.post_training import INFERENCE_ROLE, PostTraining, PostTrainingFailure
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.lifecycle.runner_context import RunnerContext, ServiceRuntime
+from flops_manager.lifecycle.teardown import undeploy_live
 from flops_manager.lifecycle.training_watch import ProjectFailure, TrainingWatch
 from flops_manager.orchestrators import (
     Placement,
@@ -100,7 +102,7 @@ class ProjectRunner(threading.Thread):
         if self.cancelled.is_set() and final[0] is not ProjectState.COMPLETED:
             final = (ProjectState.CANCELLED, "cancelled by request; all services stopped", {})
         # A completed project's inference service keeps answering until the project is deleted.
-        keep = {INFERENCE_ROLE} if final[0] is ProjectState.COMPLETED else set()
+        keep = {INFERENCE_ROLE} if final[0] is ProjectState.COMPLETED else set[str]()
         self._undeploy_all(keep=keep)
         self.store.transition(final[0], final[1], **final[2])
 
@@ -420,18 +422,8 @@ class ProjectRunner(threading.Thread):
         self.store.add_service(service_id, spec.role, self.context.orchestrator_kind)
         return service_id
 
-    def _undeploy_all(self, keep: set[str] | None = None) -> None:
-        for service_id, role in self.store.live_services():
-            if keep and role in keep:
-                continue
-            try:
-                self.context.orchestrator.undeploy(service_id, timeout=10.0)
-            except Exception:
-                _log.exception(
-                    "project=%s could not undeploy %s %s", self.project_id, role, service_id
-                )
-                continue
-            self.store.mark_undeployed(service_id)
+    def _undeploy_all(self, keep: Collection[str] = ()) -> None:
+        undeploy_live(self.store, self.context.orchestrator, keep=keep)
 
     def _check_cancelled(self) -> None:
         if self.cancelled.is_set():
