@@ -5,7 +5,8 @@ API tokens and the records of services still running (which then could never be 
 so the reset is narrower: it refuses while any project is active or any recorded service is
 still deployed, and then deletes the finished projects (completed, failed, cancelled) with
 their events and service records. API tokens, MLflow runs and registered models, built
-environments and images, and the data on the data servers stay.
+environments and images, and the data on the data servers stay, and so do the mock-data jobs
+that pushed that data: they are how it is deleted again (`DELETE /api/flops/mocks/{id}`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ __all__ = ["KEPT", "DatabaseResetConflictError", "reset_database"]
 _log = get_logger("manager.api")
 
 #: What a reset keeps, in words for the reply.
-KEPT = "API tokens, MLflow runs and registered models, built environments and images"
+KEPT = (
+    "API tokens, MLflow runs and registered models, built environments and images, "
+    "mock-data jobs and their data"
+)
 
 
 class DatabaseResetConflictError(ProjectConflictError):

@@ -44,8 +44,8 @@ def delete_database(
     """Delete every finished project with its events and service records (`oak addon flops redb`).
 
     Refused (409) while a project is active or a recorded service was never undeployed. API
-    tokens, MLflow runs and registered models, built environments and images stay. As in the
-    original FLOps, `customerID`, when given, must be `Admin`.
+    tokens, MLflow runs and registered models, built environments and images, mock-data jobs
+    and their data stay. As in the original FLOps, `customerID`, when given, must be `Admin`.
     """
     if customer_id is not None and customer_id != ADMIN_CUSTOMER_ID:
         raise PermissionDeniedError("only admins may reset the database (customerID 'Admin')")
