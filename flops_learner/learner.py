@@ -8,6 +8,8 @@ import numpy as np
 from flwr.client import NumPyClient
 from flwr.common import NDArrays, Scalar
 
+from flops_utils.ml_repo_templates import CONFIGURE_ROUND_METHOD
+from flops_utils.round_config import FEDPROX_NEEDS_CONFIGURE_ROUND, PROXIMAL_MU
 from flops_utils.user_code import UserCodeError, call_user_code
 
 __all__ = ["Learner"]
@@ -18,6 +20,9 @@ class Learner(NumPyClient):
 
     Every call into the repo's code goes through `call_user_code`, so an exception there
     becomes a `UserCodeError` naming the method, the exception and the line in the repo.
+    Each round's fit configuration reaches the repo through its optional
+    `ModelManager.configure_round(config)`; a FedProx round (`proximal_mu` in the
+    configuration) for a `ModelManager` without it is refused rather than trained as FedAvg.
 
     Parameters
     ----------
@@ -40,8 +45,9 @@ class Learner(NumPyClient):
     def fit(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[NDArrays, int, dict[str, Scalar]]:
-        """Load the global parameters, train locally, return the new parameters."""
+        """Load the global parameters, pass on the round's configuration, train locally."""
         self._set(parameters)
+        self._configure_round(config)
         examples = call_user_code("ModelManager.fit_model()", self.model_manager.fit_model)
         if not isinstance(examples, int | np.integer) or examples < 0:
             raise UserCodeError(
@@ -65,6 +71,14 @@ class Learner(NumPyClient):
                 "ModelManager.evaluate_model() must return (loss, accuracy, "
                 f"number_of_examples), returned {outcome!r}"
             ) from e
+
+    def _configure_round(self, config: dict[str, Scalar]) -> None:
+        configure = getattr(self.model_manager, CONFIGURE_ROUND_METHOD, None)
+        if configure is None:
+            if PROXIMAL_MU in config:
+                raise UserCodeError(FEDPROX_NEEDS_CONFIGURE_ROUND)
+            return
+        call_user_code(f"ModelManager.{CONFIGURE_ROUND_METHOD}()", configure, dict(config))
 
     def _set(self, parameters: NDArrays) -> None:
         call_user_code(

@@ -7,7 +7,12 @@ that import path is part of the contract and must keep working unchanged.
 from abc import ABC, abstractmethod
 from typing import Any
 
-__all__ = ["REQUIRED_MODEL_MANAGER_METHODS", "DataManagerTemplate", "ModelManagerTemplate"]
+__all__ = [
+    "CONFIGURE_ROUND_METHOD",
+    "REQUIRED_MODEL_MANAGER_METHODS",
+    "DataManagerTemplate",
+    "ModelManagerTemplate",
+]
 
 #: Methods the learner and the aggregator call on a repo's `ModelManager`.
 REQUIRED_MODEL_MANAGER_METHODS: tuple[str, ...] = (
@@ -18,6 +23,9 @@ REQUIRED_MODEL_MANAGER_METHODS: tuple[str, ...] = (
     "fit_model",
     "evaluate_model",
 )
+
+#: The optional method through which learners pass each round's configuration (see below).
+CONFIGURE_ROUND_METHOD = "configure_round"
 
 
 class DataManagerTemplate(ABC):
@@ -42,6 +50,18 @@ class ModelManagerTemplate(ABC):
     The constructor takes no arguments and must not load data: the aggregator builds a
     `ModelManager` too (for initial parameters and for logging the trained model), and it has
     no access to any learner's data. Learners call `set_model_data()` once before training.
+
+    Optional method (deliberately not defined here, so that FLOps can tell whether a repo's
+    class defines it):
+
+    `configure_round(self, config: dict) -> None`
+        Called by the learner every round after `set_model_parameters()` with the global
+        parameters and before `fit_model()`. `config` is the round's fit configuration from
+        the aggregator's strategy, a dict of plain scalars (str, int, float, bool, bytes).
+        With the strategy `FedProx` it holds `proximal_mu`, and `fit_model()` must add
+        `proximal_mu / 2 * ||w - w_global||^2` to its loss, `w_global` being the parameters
+        the round started from; FLOps refuses FedProx for a `ModelManager` without this
+        method. `examples/pytorch-digits` shows both.
     """
 
     @abstractmethod

@@ -22,6 +22,11 @@ class ModelManager(ModelManagerTemplate):
         torch.manual_seed(0)
         self.model = DigitsNet()
         self.local_epochs = 2
+        self.proximal_mu = 0.0
+
+    def configure_round(self, config):
+        # FedProx sends proximal_mu each round; other strategies do not, so fit_model stays plain.
+        self.proximal_mu = float(config.get("proximal_mu", 0.0))
 
     def set_model_data(self):
         from data_manager import DataManager
@@ -42,11 +47,19 @@ class ModelManager(ModelManagerTemplate):
     def fit_model(self):
         optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
         criterion = nn.CrossEntropyLoss()
+        global_weights = [w.detach().clone() for w in self.model.parameters()]
         self.model.train()
         for _ in range(self.local_epochs):
             for images, labels in self.trainloader:
                 optimizer.zero_grad()
-                criterion(self.model(images), labels).backward()
+                loss = criterion(self.model(images), labels)
+                if self.proximal_mu > 0:  # FedProx: stay near the round's global weights
+                    drift = sum(
+                        (w - w_global).pow(2).sum()
+                        for w, w_global in zip(self.model.parameters(), global_weights, strict=True)
+                    )
+                    loss = loss + self.proximal_mu / 2 * drift
+                loss.backward()
                 optimizer.step()
         return len(self.trainloader.dataset)
 

@@ -40,6 +40,7 @@ from flops_manager.schemas.project import PostTrainingStep
 from flops_utils.logs import get_logger
 from flops_utils.redact import redact_url
 from flops_utils.repo_checker import check_repo
+from flops_utils.round_config import strategy_problem
 from image_builder.image_names import image_refs
 
 __all__ = ["ProjectFailure", "ProjectRunner", "RunnerContext"]
@@ -256,6 +257,9 @@ class ProjectRunner(threading.Thread):
             # Users know their repo by its URL; the manager's own paths are none of their business.
             problems = report.format_problems().replace(str(checkout.path), "the repo")
             raise ProjectFailure(f"{redact_url(self.repo_url)}: {problems}")
+        unfit = strategy_problem(checkout.path, self.body.training_configuration.strategy)
+        if unfit is not None:
+            raise ProjectFailure(f"{redact_url(self.repo_url)}: {unfit}")
         return checkout.path
 
     def _service_runtime(self, repo: Path) -> ServiceRuntime:

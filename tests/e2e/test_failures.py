@@ -113,6 +113,26 @@ def test_exception_in_fit_model_is_reported_with_its_line(
     assert "round 1: 0 learners returned training results" in aggregator.output()
 
 
+def test_fedprox_round_for_a_model_manager_without_configure_round_fails_the_learner(
+    procs: Processes, data_server: str
+) -> None:
+    # Prepare: a real FedProx aggregator for the sklearn example, which cannot take proximal_mu
+    port = free_port()
+    aggregator = procs.aggregator(
+        "fedprox-sklearn", SKLEARN, port, "--strategy", "FedProx",
+        "--strategy-params", '{"proximal_mu": 0.1}', "--connect-timeout", "30",
+    )  # fmt: skip
+
+    # Execute
+    learner = procs.learner("l0", SKLEARN, port, data_server, "digits-0")
+
+    # Assert: the learner refuses the first round instead of training it as FedAvg
+    assert learner.wait(60) == 1
+    assert "strategy FedProx needs ModelManager.configure_round(config)" in learner.output()
+    assert aggregator.wait(60) == 1
+    assert "round 1: 0 learners returned training results" in aggregator.output()
+
+
 def test_learner_without_data_server_says_so(procs: Processes) -> None:
     # Execute
     learner = procs.learner(

@@ -133,6 +133,28 @@ def test_pytorch_digits_trains(
     assert (predictions == y).mean() >= 0.8
 
 
+def test_pytorch_digits_trains_with_fedprox(
+    procs: Processes, data_server: str, events: EventReceiver
+) -> None:
+    # Prepare: FedProx sends proximal_mu, which the example's configure_round takes
+    port = free_port()
+    repo = EXAMPLES / "pytorch-digits"
+    aggregator = procs.aggregator(
+        _project(), repo, port, "--flavor", "pytorch", "--rounds", "2",
+        "--strategy", "FedProx", "--strategy-params", '{"proximal_mu": 0.1}',
+        "--callback-url", events.url, "--connect-timeout", "90",
+    )  # fmt: skip
+
+    # Execute
+    learner = procs.learner("l0", repo, port, data_server, "digits-0")
+
+    # Assert
+    assert aggregator.wait(180) == 0, aggregator.output()
+    assert learner.wait(60) == 0, learner.output()
+    assert events.wait_for("started")["data"]["strategy"] == "FedProx"
+    assert events.wait_for("succeeded")["data"]["metrics"]["accuracy"] >= 0.8
+
+
 def test_training_survives_a_killed_learner(
     procs: Processes, data_server: str, mlflow_server: MlflowServer, events: EventReceiver
 ) -> None:

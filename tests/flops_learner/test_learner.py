@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from flwr.common import Scalar
 
 from flops_learner.learner import Learner
 from flops_utils.user_code import UserCodeError
@@ -48,3 +49,60 @@ def test_fit_must_return_an_example_count() -> None:
 def test_evaluate_must_return_three_values() -> None:
     with pytest.raises(UserCodeError, match=r"must return \(loss, accuracy, number_of_examples\)"):
         Learner(_Manager(evaluation=(0.5, 0.9))).evaluate([np.zeros(3)], {})
+
+
+class _RoundConfiguredManager(_Manager):
+    """A ModelManager that defines the optional configure_round and records the call order."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+        self.configs: list[dict[str, object]] = []
+        self.error = error
+
+    def set_model_parameters(self, parameters: list[np.ndarray]) -> None:
+        self.calls.append("set_model_parameters")
+        super().set_model_parameters(parameters)
+
+    def configure_round(self, config: dict[str, object]) -> None:
+        self.calls.append("configure_round")
+        if self.error is not None:
+            raise self.error
+        self.configs.append(config)
+
+    def fit_model(self) -> object:
+        self.calls.append("fit_model")
+        return super().fit_model()
+
+
+def test_fit_passes_the_round_config_to_configure_round_before_training() -> None:
+    # Prepare
+    manager = _RoundConfiguredManager()
+    config: dict[str, Scalar] = {"proximal_mu": 0.1, "flops_cycle": 2}
+
+    # Execute
+    Learner(manager).fit([np.zeros(3)], config)
+
+    # Assert
+    assert manager.configs == [{"proximal_mu": 0.1, "flops_cycle": 2}]
+    assert manager.calls == ["set_model_parameters", "configure_round", "fit_model"]
+
+
+def test_fedprox_round_without_configure_round_is_refused_not_trained() -> None:
+    # Prepare
+    manager = _Manager()
+
+    # Execute
+    with pytest.raises(UserCodeError) as error:
+        Learner(manager).fit([np.zeros(3)], {"proximal_mu": 0.1})
+
+    # Assert: one sentence naming the missing method and the way out
+    message = str(error.value)
+    assert message.startswith("strategy FedProx needs ModelManager.configure_round(config)")
+    assert "choose another strategy" in message and "\n" not in message
+
+
+def test_an_exception_in_configure_round_names_the_method() -> None:
+    learner = Learner(_RoundConfiguredManager(error=KeyError("proximal_mu")))
+    with pytest.raises(UserCodeError, match=r"ModelManager.configure_round\(\) raised KeyError"):
+        learner.fit([np.zeros(3)], {})

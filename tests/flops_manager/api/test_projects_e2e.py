@@ -196,6 +196,29 @@ def test_repo_without_model_manager_fails_before_anything_starts(
     assert project["services"] == []
 
 
+def test_fedprox_on_a_repo_without_configure_round_fails_before_anything_starts(
+    manager: Manager, repo_url: str
+) -> None:
+    # Prepare: FedProx on the sklearn example, whose ModelManager cannot take proximal_mu
+    body = _body(repo_url)
+    body["training_configuration"] |= {
+        "strategy": "FedProx", "strategy_params": {"proximal_mu": 0.1},
+    }  # fmt: skip
+
+    # Execute
+    project_id = manager.api("POST", "/projects", json=body).json()["id"]
+
+    # Assert: failed while building, saying what to do, with no service ever deployed
+    project = manager.wait_state(project_id, {"completed", "failed", "cancelled"}, timeout=120)
+    assert project["state"] == "failed"
+    assert "strategy FedProx needs ModelManager.configure_round(config)" in project["message"]
+    assert "choose another strategy" in project["message"]
+    assert project["services"] == []
+    states = [e["type"] for e in manager.api("GET", f"/projects/{project_id}/events").json()
+              if e["kind"] == "state"]  # fmt: skip
+    assert states == ["pending", "building", "failed"]
+
+
 def test_bad_requests_are_refused_with_the_reason(manager: Manager, repo_url: str) -> None:
     # A malformed body names the field
     body = _body(repo_url)
