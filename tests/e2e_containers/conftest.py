@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,20 +18,12 @@ import pytest
 
 from flops_manager.core.config import flops_version
 from tests.conftest import free_port
-from tests.flops_manager.api.conftest import (
-    ADMIN_TOKEN,
-    ManagerServer,
-    kill_leftover_services,
-    manager_env,
-    start_manager,
-    stop_process_group,
-)
+from tests.flops_manager.api.manager_process import ManagerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "127.0.0.1:5050"
 BUILD_CACHE = "flops-test-build-cache"
 """The builders' layer cache of these tests, removed at the end of the session (vfs: GBs)."""
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 _GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
 _MANIFEST_TYPES = ", ".join(
     [
@@ -181,52 +172,36 @@ def registry_layers(name_and_tag: str) -> dict[str, list[str]]:
     return layers
 
 
-class DockerManager:
-    """A real `python -m flops_manager` with the docker backend, on free ports."""
+class DockerManager(ManagerProcess):
+    """A real `python -m flops_manager` with the docker backend, on free ports.
+
+    `expect_healthy=False` waits only for its tracking server (for a Docker daemon that is
+    meant to be unreachable).
+    """
 
     def __init__(
         self, workdir: Path, *, builder_image: str, registry: str = REGISTRY,
-        docker_host: str | None = None,
+        docker_host: str | None = None, expect_healthy: bool = True,
     ) -> None:  # fmt: skip
-        self.workdir = workdir
         settings = {
-            "FLOPS_ADMIN_TOKEN": ADMIN_TOKEN, "FLOPS_HOST": "127.0.0.1",
-            "FLOPS_PORT": str(free_port()), "FLOPS_DATA_DIR": str(workdir / "data"),
-            "FLOPS_MLFLOW_PORT": str(free_port()), "FLOPS_DATA_SERVER_PORT": str(free_port()),
-            "FLOPS_LOCAL_NODES": "3", "FLOPS_ORCHESTRATOR": "docker",
-            "FLOPS_REGISTRY": registry, "FLOPS_BUILDER_IMAGE": builder_image,
+            "FLOPS_ORCHESTRATOR": "docker", "FLOPS_REGISTRY": registry,
+            "FLOPS_BUILDER_IMAGE": builder_image,
             "FLOPS_ALLOWED_REPO_SCHEMES": '["http", "https"]',
             "FLOPS_BUILDER_CACHE_VOLUME": BUILD_CACHE,
             "FLOPS_CLUSTERS": "edgeA,edgeB",  # for hierarchical projects
         }  # fmt: skip
         if docker_host:
             settings["FLOPS_DOCKER_HOST"] = docker_host
-        self.env = manager_env(**settings)
-        self.url = f"http://127.0.0.1:{settings['FLOPS_PORT']}"
-        self.tracking_url = f"http://127.0.0.1:{settings['FLOPS_MLFLOW_PORT']}"
-        self.server: ManagerServer | None = None
+        super().__init__(workdir, **settings)
+        self.env.pop("FLOPS_ALLOW_LOCAL_REPOS")  # repos come from the tests' git server
+        self.expect_healthy = expect_healthy
 
-    def start(self, expect_healthy: bool = True) -> None:
-        process, log = start_manager(self.workdir, self.env)
-        self.server = ManagerServer(self.url, ADMIN_TOKEN, process, log)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"manager exited:\n{self.server.output()}")
-            try:
-                health = httpx.get(f"{self.url}/api/flops/health", timeout=5)
-                tracking = health.json().get("components", {}).get("tracking", "")
-                if health.status_code == 200 or (not expect_healthy and tracking == "ok"):
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"manager not healthy after 120 s:\n{self.server.output()}")
+    def ready(self, health: httpx.Response) -> bool:
+        tracking = health.json().get("components", {}).get("tracking", "")
+        return health.status_code == 200 or (not self.expect_healthy and tracking == "ok")
 
     def stop(self) -> None:
-        if self.server is not None:
-            stop_process_group(self.server.process)
-        kill_leftover_services(self.workdir / "data" / "services")
+        super().stop()
         client = docker.from_env()
         try:
             for container in client.containers.list(
@@ -240,17 +215,3 @@ class DockerManager:
     def _ours(self, container: Any) -> bool:
         env = container.attrs.get("Config", {}).get("Env") or []
         return any(self.url in item for item in env)
-
-    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        kwargs.setdefault("headers", ADMIN)
-        return httpx.request(method, f"{self.url}/api/flops{path}", timeout=120, **kwargs)
-
-    def wait_state(self, project_id: str, states: set[str], timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        project: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            project = self.api("GET", f"/projects/{project_id}").json()
-            if project["state"] in states:
-                return project
-            time.sleep(1.0)
-        raise AssertionError(f"project {project_id} not in {states} after {timeout} s: {project}")

@@ -280,11 +280,12 @@ def test_health_says_what_is_wrong_when_the_docker_daemon_is_unreachable(
 ) -> None:
     # Prepare
     manager = DockerManager(
-        tmp_path, builder_image=builder_image, docker_host=f"unix://{tmp_path}/no-docker.sock"
-    )
+        tmp_path, builder_image=builder_image, docker_host=f"unix://{tmp_path}/no-docker.sock",
+        expect_healthy=False,
+    )  # fmt: skip
 
     # Execute: it starts all the same (health is 503 while docker is down)
-    manager.start(expect_healthy=False)
+    manager.start()
     try:
         health = httpx.get(f"{manager.url}/api/flops/health", timeout=10)
         body = {

@@ -2,79 +2,25 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import free_port
-from tests.flops_manager.api.conftest import (
-    ADMIN_TOKEN,
-    ManagerServer,
-    _wait_until_healthy,
-    kill_leftover_services,
-    manager_env,
-    start_manager,
-    stop_process_group,
-)
+from tests.flops_manager.api.manager_process import ManagerProcess
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[3]
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-FINAL = {"completed", "failed", "cancelled"}
-
-
-class Manager:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        port = free_port()
-        env = manager_env(
-            FLOPS_ADMIN_TOKEN=ADMIN_TOKEN, FLOPS_HOST="127.0.0.1", FLOPS_PORT=str(port),
-            FLOPS_DATA_DIR=str(workdir / "data"), FLOPS_MLFLOW_PORT=str(free_port()),
-            FLOPS_DATA_SERVER_PORT=str(free_port()), FLOPS_LOCAL_NODES="4",
-            FLOPS_ALLOW_LOCAL_REPOS="true", FLOPS_CLUSTERS="edgeA,edgeB",
-        )  # fmt: skip
-        self.url = f"http://127.0.0.1:{port}"
-        process, log = start_manager(workdir, env)
-        self.server = ManagerServer(self.url, ADMIN_TOKEN, process, log)
-
-    def stop(self) -> None:
-        stop_process_group(self.server.process)
-        kill_leftover_services(self.workdir / "data" / "services")
-
-    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        kwargs.setdefault("headers", ADMIN)
-        return httpx.request(method, f"{self.url}/api/flops{path}", timeout=120, **kwargs)
-
-    def run(self, body: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
-        created = self.api("POST", "/projects", json=body)
-        assert created.status_code == 201, created.text
-        project_id = created.json()["id"]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            project = self.api("GET", f"/projects/{project_id}").json()
-            if project["state"] in FINAL:
-                return dict(project)
-            time.sleep(0.3)
-        raise AssertionError(f"project {project_id} did not finish: {project}")
-
 
 @pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manager]:
-    manager = Manager(tmp_path_factory.mktemp("hfl"))
+def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerProcess]:
+    manager = ManagerProcess(
+        tmp_path_factory.mktemp("hfl"), FLOPS_LOCAL_NODES="4", FLOPS_CLUSTERS="edgeA,edgeB"
+    )
     try:
-        _wait_until_healthy(manager.server, timeout=120)
-        response = manager.api(
-            "POST", "/mocks",
-            json={"customerID": "Admin", "mock_data_configuration": {
-                "dataset_name": "digits", "number_of_partitions": 4, "data_tag": "digits"}},
-        )  # fmt: skip
-        assert response.status_code == 201, response.text
+        manager.start()
+        manager.push_mock_data(partitions=4)
         yield manager
     finally:
         manager.stop()
@@ -93,7 +39,7 @@ def _body(repo_url: str, **training: Any) -> dict[str, Any]:
 
 
 def test_hierarchical_matches_classic_with_the_same_learners_and_rounds(
-    manager: Manager, repo_url: str
+    manager: ManagerProcess, repo_url: str
 ) -> None:
     # Execute: 4 learners; classic 4 rounds against 2 cycles of 2 rounds in 2 clusters
     classic = manager.run(_body(repo_url, learners=4, training_rounds=4))
@@ -125,7 +71,7 @@ def test_hierarchical_matches_classic_with_the_same_learners_and_rounds(
 
 
 def test_a_cluster_without_learners_is_reported_and_left_out(
-    manager: Manager, repo_url: str
+    manager: ManagerProcess, repo_url: str
 ) -> None:
     # Execute: one learner for two clusters
     project = manager.run(
@@ -142,7 +88,7 @@ def test_a_cluster_without_learners_is_reported_and_left_out(
 
 
 def test_clusters_whose_learners_cannot_train_fail_the_project_naming_them(
-    manager: Manager, repo_url: str
+    manager: ManagerProcess, repo_url: str
 ) -> None:
     # Execute: data nobody has; the learners give up, so no cluster gets a learner
     body = _body(repo_url, learners=2, mode="hierarchical", training_cycles=1,

@@ -7,10 +7,8 @@ environment) and deploy the inference server, then send 200 held-out digits to
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import mlflow.pyfunc
@@ -18,60 +16,28 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from tests.conftest import free_port
-from tests.flops_manager.api.conftest import (
-    ADMIN_TOKEN,
-    ManagerServer,
-    _wait_until_healthy,
-    kill_leftover_services,
-    manager_env,
-    start_manager,
-    stop_process_group,
-)
+from tests.flops_manager.api.manager_process import ManagerProcess
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[3]
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-FINAL = {"completed", "failed", "cancelled"}
-
 
 @pytest.fixture
-def manager(tmp_path: Path) -> Iterator[ManagerServer]:
+def manager(tmp_path: Path) -> Iterator[ManagerProcess]:
     workdir = tmp_path / "manager"
     workdir.mkdir()
-    port = free_port()
-    env = manager_env(
-        FLOPS_ADMIN_TOKEN=ADMIN_TOKEN, FLOPS_HOST="127.0.0.1", FLOPS_PORT=str(port),
-        FLOPS_DATA_DIR=str(workdir / "data"), FLOPS_MLFLOW_PORT=str(free_port()),
-        FLOPS_DATA_SERVER_PORT=str(free_port()), FLOPS_LOCAL_NODES="3",
-        FLOPS_ALLOW_LOCAL_REPOS="true",
-    )  # fmt: skip
-    process, log = start_manager(workdir, env)
-    server = ManagerServer(f"http://127.0.0.1:{port}", ADMIN_TOKEN, process, log)
+    manager = ManagerProcess(workdir)
     try:
-        _wait_until_healthy(server, timeout=120)
-        yield server
+        manager.start()
+        yield manager
     finally:
-        stop_process_group(process)
-        kill_leftover_services(workdir / "data" / "services")
-
-
-def _api(server: ManagerServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.request(
-        method, f"{server.base_url}/api/flops{path}", headers=ADMIN, timeout=120, **kwargs
-    )
+        manager.stop()
 
 
 def test_the_trained_model_is_served_and_answers_like_the_registered_model(
-    manager: ManagerServer, repo_url: str
+    manager: ManagerProcess, repo_url: str
 ) -> None:
     # Prepare: three partitions of digits on the learner nodes
-    mock = {"dataset_name": "digits", "number_of_partitions": 3, "data_tag": "digits"}
-    mocks = _api(
-        manager, "POST", "/mocks", json={"customerID": "Admin", "mock_data_configuration": mock}
-    )
-    assert mocks.status_code == 201, mocks.text
+    manager.push_mock_data(partitions=3)
     body = {
         "customerID": "Admin", "ml_repo_url": repo_url, "ml_model_flavor": "sklearn",
         "training_configuration": {
@@ -81,11 +47,8 @@ def test_the_trained_model_is_served_and_answers_like_the_registered_model(
     }  # fmt: skip
 
     # Execute
-    project_id = _api(manager, "POST", "/projects", json=body).json()["id"]
-    deadline = time.monotonic() + 300
-    while (project := _api(manager, "GET", f"/projects/{project_id}").json())["state"] not in FINAL:
-        assert time.monotonic() < deadline, project
-        time.sleep(0.5)
+    project = manager.run(body)
+    project_id = project["id"]
 
     # Assert: completed, each step with its timing, the URL in the status
     assert project["state"] == "completed", project["message"]
@@ -94,7 +57,7 @@ def test_the_trained_model_is_served_and_answers_like_the_registered_model(
     assert all(steps[s]["duration_s"] >= 0 for s in body["post_training_steps"])
     url = project["result"]["inference_url"]
     assert url in project["message"]
-    states = [e["type"] for e in _api(manager, "GET", f"/projects/{project_id}/events").json()
+    states = [e["type"] for e in manager.api("GET", f"/projects/{project_id}/events").json()
               if e["kind"] == "state"]  # fmt: skip
     assert states == ["pending", "building", "training", "post_training", "completed"]
     # 200 held-out digits: the served predictions equal the registered model's own
@@ -103,26 +66,26 @@ def test_the_trained_model_is_served_and_answers_like_the_registered_model(
     served = httpx.post(f"{url}/invocations", json={"inputs": inputs.tolist()}, timeout=60)
     assert served.status_code == 200, served.text
     predictions = np.asarray(served.json()["predictions"])
-    mlflow.set_tracking_uri(_api(manager, "GET", "/tracking").json()["tracking_url"])
+    mlflow.set_tracking_uri(manager.api("GET", "/tracking").json()["tracking_url"])
     model = mlflow.pyfunc.load_model(steps["build_image_for_trained_model"]["model_uri"])
     assert predictions.tolist() == np.asarray(model.predict(inputs)).tolist()
     assert (predictions == digits.target[-200:]).mean() > 0.8
     # The inference service outlives the completed project until the project is deleted
-    deleted = _api(manager, "DELETE", f"/projects/{project_id}")
+    deleted = manager.api("DELETE", f"/projects/{project_id}")
     assert deleted.status_code == 200, deleted.text
     assert deleted.json()["state"] == "completed" and deleted.json()["stopped_services"]
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/ping", timeout=5)
-    after = _api(manager, "GET", f"/projects/{project_id}").json()
+    after = manager.api("GET", f"/projects/{project_id}").json()
     assert all(s["undeployed_at"] for s in after["services"])
 
 
-def test_deploying_without_building_is_a_422_that_says_so(manager: ManagerServer) -> None:
+def test_deploying_without_building_is_a_422_that_says_so(manager: ManagerProcess) -> None:
     body = {
         "customerID": "Admin", "ml_repo_url": "https://git.example/r.git",
         "ml_model_flavor": "sklearn", "training_configuration": {"data_tags": ["digits"]},
         "post_training_steps": ["deploy_trained_model_image"],
     }  # fmt: skip
-    response = _api(manager, "POST", "/projects", json=body)
+    response = manager.api("POST", "/projects", json=body)
     assert response.status_code == 422
     assert "deploy_trained_model_image needs build_image_for_trained_model" in response.text

@@ -18,28 +18,17 @@ import jsonschema
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import free_port
 from tests.fakes.oakestra import FakeCluster, FakeNode, FakeOakestra
-from tests.flops_manager.api.conftest import (
-    ADMIN_TOKEN,
-    ManagerServer,
-    _wait_until_healthy,
-    kill_leftover_services,
-    manager_env,
-    start_manager,
-    stop_process_group,
-)
+from tests.flops_manager.api.manager_process import FINAL, ManagerProcess
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[3]
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SCHEMA = json.loads((ROOT / "tests/fakes/oakestra/sla_schema.json").read_text())
 OAK_PASSWORD = "flops-deployer-password-0123"
-FINAL = {"completed", "failed", "cancelled"}
 
 
-class Setup:
+class Setup(ManagerProcess):
     """The fake Oakestra root with two clusters and a manager deploying through it."""
 
     def __init__(self, workdir: Path) -> None:
@@ -52,48 +41,17 @@ class Setup:
             step_delay_s=0.05,
         )  # fmt: skip
         self.fake.start()
-        self.workdir = workdir
-        port = free_port()
-        self.env = manager_env(
-            FLOPS_ADMIN_TOKEN=ADMIN_TOKEN, FLOPS_HOST="127.0.0.1", FLOPS_PORT=str(port),
-            FLOPS_DATA_DIR=str(workdir / "data"), FLOPS_MLFLOW_PORT=str(free_port()),
-            FLOPS_DATA_SERVER_PORT=str(free_port()), FLOPS_LOCAL_NODES="4",
-            FLOPS_ALLOW_LOCAL_REPOS="true", FLOPS_ORCHESTRATOR="oakestra",
+        super().__init__(
+            workdir, FLOPS_LOCAL_NODES="4", FLOPS_ORCHESTRATOR="oakestra",
             FLOPS_SERVICE_RUNTIME="environment", FLOPS_OAKESTRA_URL=self.fake.url,
             FLOPS_OAKESTRA_USERNAME="flops", FLOPS_OAKESTRA_PASSWORD=OAK_PASSWORD,
             FLOPS_OAKESTRA_BACKOFF_S="0.05", FLOPS_OAKESTRA_POLL_S="0.2",
             FLOPS_OAKESTRA_SCHEDULE_TIMEOUT_S="60",
         )  # fmt: skip
-        self.url = f"http://127.0.0.1:{port}"
-        process, log = start_manager(workdir, self.env)
-        self.server = ManagerServer(self.url, ADMIN_TOKEN, process, log)
 
     def stop(self) -> None:
-        stop_process_group(self.server.process)
-        kill_leftover_services(self.workdir / "data" / "services")
+        super().stop()
         self.fake.stop()
-
-    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        kwargs.setdefault("headers", ADMIN)
-        return httpx.request(method, f"{self.url}/api/flops{path}", timeout=120, **kwargs)
-
-    def wait_state(self, project_id: str, states: set[str], timeout: float = 300) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            project = self.api("GET", f"/projects/{project_id}").json()
-            if project["state"] in states:
-                return dict(project)
-            time.sleep(0.3)
-        raise AssertionError(f"project {project_id} not in {states}: {project}")
-
-    def wait_event(self, project_id: str, kind: str, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            events = self.api("GET", f"/projects/{project_id}/events").json()
-            if any(e["type"] == kind for e in events):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"no {kind} event in project {project_id}")
 
     def assert_nothing_left(self) -> None:
         """Every service deleted, the application too, no instance process alive."""
@@ -109,13 +67,8 @@ class Setup:
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     setup = Setup(tmp_path_factory.mktemp("oakestra-e2e"))
     try:
-        _wait_until_healthy(setup.server, timeout=120)
-        response = setup.api(
-            "POST", "/mocks",
-            json={"customerID": "Admin", "mock_data_configuration": {
-                "dataset_name": "digits", "number_of_partitions": 4, "data_tag": "digits"}},
-        )  # fmt: skip
-        assert response.status_code == 201, response.text
+        setup.start()
+        setup.push_mock_data(partitions=4)
         yield setup
     finally:
         setup.stop()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,17 +13,8 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import free_port
-from tests.flops_manager.api.conftest import (
-    ADMIN_TOKEN,
-    ManagerServer,
-    _wait_until_healthy,
-    alive,
-    kill_leftover_services,
-    manager_env,
-    start_manager,
-    stop_process_group,
-)
+from tests.flops_manager.api.conftest import ADMIN_TOKEN, alive
+from tests.flops_manager.api.manager_process import FINAL, ManagerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -33,47 +22,8 @@ ROOT = Path(__file__).resolve().parents[3]
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-class Manager:
-    """A manager that can be killed and started again on the same data directory."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.env = manager_env(
-            FLOPS_ADMIN_TOKEN=ADMIN_TOKEN, FLOPS_HOST="127.0.0.1", FLOPS_PORT=str(free_port()),
-            FLOPS_DATA_DIR=str(workdir / "data"), FLOPS_MLFLOW_PORT=str(free_port()),
-            FLOPS_DATA_SERVER_PORT=str(free_port()), FLOPS_LOCAL_NODES="3",
-            FLOPS_ALLOW_LOCAL_REPOS="true",
-        )  # fmt: skip
-        self.url = f"http://127.0.0.1:{self.env['FLOPS_PORT']}"
-        self.server: ManagerServer | None = None
-
-    def start(self) -> None:
-        process, log = start_manager(self.workdir, self.env)
-        self.server = ManagerServer(self.url, ADMIN_TOKEN, process, log)
-        _wait_until_healthy(self.server, timeout=120)
-
-    def kill(self) -> None:
-        assert self.server is not None
-        os.killpg(self.server.process.pid, signal.SIGKILL)
-        self.server.process.wait(10)
-
-    def stop(self) -> None:
-        if self.server is not None:
-            stop_process_group(self.server.process)
-        kill_leftover_services(self.workdir / "data" / "services")
-
-    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        kwargs.setdefault("headers", ADMIN)
-        return httpx.request(method, f"{self.url}/api/flops{path}", timeout=120, **kwargs)
-
-    def wait_state(self, project_id: str, states: set[str], timeout: float = 300) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            project = self.api("GET", f"/projects/{project_id}").json()
-            if project["state"] in states:
-                return dict(project)
-            time.sleep(0.5)
-        raise AssertionError(f"project {project_id} not in {states}: {project}")
+class Manager(ManagerProcess):
+    """A manager whose services' process groups the tests can look at."""
 
     def project_pgids(self, project_id: str) -> list[int]:
         project = self.api("GET", f"/projects/{project_id}").json()
@@ -91,15 +41,12 @@ class Manager:
 @pytest.fixture(scope="module")
 def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manager]:
     manager = Manager(tmp_path_factory.mktemp("manager"))
-    manager.start()
-    response = manager.api(
-        "POST", "/mocks",
-        json={"customerID": "Admin", "mock_data_configuration": {
-            "dataset_name": "digits", "number_of_partitions": 3, "data_tag": "digits"}},
-    )  # fmt: skip
-    assert response.status_code == 201, response.text
-    yield manager
-    manager.stop()
+    try:
+        manager.start()
+        manager.push_mock_data(partitions=3)
+        yield manager
+    finally:
+        manager.stop()
 
 
 def _body(repo_url: str, rounds: int = 3, **extra: Any) -> dict[str, Any]:
@@ -125,7 +72,7 @@ def test_project_runs_to_completed_with_metrics_and_a_champion(
     assert created.status_code == 201, created.text
     project_id = created.json()["id"]
     assert created.json()["url"].endswith(f"/api/flops/projects/{project_id}")
-    project = manager.wait_state(project_id, {"completed", "failed", "cancelled"})
+    project = manager.wait_state(project_id, FINAL)
     assert project["state"] == "completed", project["message"]
     training = project["result"]["training"]
     assert training["metrics"]["accuracy"] >= 0.8
@@ -190,7 +137,7 @@ def test_repo_without_model_manager_fails_before_anything_starts(
     project_id = manager.api("POST", "/projects", json=_body(f"file://{repo}")).json()["id"]
 
     # Assert
-    project = manager.wait_state(project_id, {"completed", "failed", "cancelled"}, timeout=120)
+    project = manager.wait_state(project_id, FINAL, timeout=120)
     assert project["state"] == "failed"
     assert "no model_manager.py" in project["message"] or "model_manager.py" in project["message"]
     assert project["services"] == []
@@ -209,7 +156,7 @@ def test_fedprox_on_a_repo_without_configure_round_fails_before_anything_starts(
     project_id = manager.api("POST", "/projects", json=body).json()["id"]
 
     # Assert: failed while building, saying what to do, with no service ever deployed
-    project = manager.wait_state(project_id, {"completed", "failed", "cancelled"}, timeout=120)
+    project = manager.wait_state(project_id, FINAL, timeout=120)
     assert project["state"] == "failed"
     assert "strategy FedProx needs ModelManager.configure_round(config)" in project["message"]
     assert "choose another strategy" in project["message"]
