@@ -37,6 +37,7 @@ class TrainingWatch:
     check_cancelled: Callable[[], None]
     schedule_timeout_s: float = 300.0
     _learner_failures: dict[str, str] = field(default_factory=dict)
+    _learner_reasons: dict[str, str] = field(default_factory=dict)
     _cluster_failures: dict[str, str] = field(default_factory=dict)
 
     def wait_started(self, service_id: str, what: str) -> ServiceState:
@@ -78,15 +79,14 @@ class TrainingWatch:
                 event = self.events.get(timeout=_POLL_S)
             except queue.Empty:
                 event = None
-            source = str(event.get("source", "")) if event is not None else ""
-            if event is not None and source.startswith("cluster:") and event["type"] == "failed":
-                self._cluster_failures[source] = str(event.get("data", {}).get("reason", ""))
+            source = self._note_failure(event)
             if event is not None and source == "aggregator":
                 if event["type"] == "succeeded":
                     return dict(event.get("data", {}))
                 if event["type"] == "failed":
                     reason = f"training failed: {event['data'].get('reason', '')}"
                     self._await_cluster_outcomes(clusters or [])
+                    self._await_learner_reasons(learners)
                     if self._cluster_failures:
                         reason += "; clusters: " + "; ".join(self._cluster_failures.values())
                     raise ProjectFailure(reason + self._learner_summary(learners))
@@ -110,20 +110,47 @@ class TrainingWatch:
                         + exit_message("aggregator", state.exit_code, lines)
                     )
 
+    def _note_failure(self, event: dict[str, Any] | None) -> str:
+        """Keep the reason of a cluster aggregator's or learner's `failed` event; its source."""
+        source = str(event.get("source", "")) if event is not None else ""
+        if event is None or event["type"] != "failed":
+            return source
+        reason = str(event.get("data", {}).get("reason", ""))
+        if source.startswith("cluster:"):
+            self._cluster_failures[source] = reason
+        elif source.startswith("learner:"):
+            self._learner_reasons[source.removeprefix("learner:")] = reason
+        return source
+
+    def _next_event(self) -> dict[str, Any] | None:
+        try:
+            return self.events.get(timeout=0.2)
+        except queue.Empty:
+            return None
+
     def _await_cluster_outcomes(self, clusters: list[str], seconds: float = 10.0) -> None:
         """Give failing cluster aggregators a moment to report why (it explains the root)."""
         deadline = time.monotonic() + seconds
         while clusters and time.monotonic() < deadline:
-            try:
-                event = self.events.get(timeout=0.2)
-            except queue.Empty:
-                event = None
-            source = str(event.get("source", "")) if event is not None else ""
-            if event is not None and source.startswith("cluster:") and event["type"] == "failed":
-                self._cluster_failures[source] = str(event.get("data", {}).get("reason", ""))
+            self._note_failure(self._next_event())
             ended = all(self.orchestrator.status(c).status.terminal for c in clusters)
             if ended and self.events.empty():
                 return
+
+    def _await_learner_reasons(self, learners: list[str], seconds: float = 5.0) -> None:
+        """Give learners a moment to say why they failed.
+
+        A learner's error ends the round, and the aggregator often reports that round as
+        failed before the learners' own `failed` events arrive; a learner reports before it
+        exits, so once all have ended their events are here.
+        """
+        deadline = time.monotonic() + seconds
+        while learners and time.monotonic() < deadline:
+            self._note_failure(self._next_event())
+            if all(self.orchestrator.status(s).status.terminal for s in learners):
+                break
+        while not self.events.empty():
+            self._note_failure(self.events.get_nowait())
 
     def _learner_summary(self, learners: list[str]) -> str:
         """The learners' own reasons, which usually explain an aggregator's failure."""
@@ -134,9 +161,18 @@ class TrainingWatch:
                 self._learner_failures[service_id] = exit_message(
                     state.name, state.exit_code, lines
                 )
-        if not self._learner_failures:
+        by_reason: dict[str, list[str]] = {}
+        for name, reason in sorted(self._learner_reasons.items()):
+            by_reason.setdefault(reason, []).append(name)
+        reported = [f"{', '.join(names)}: {reason}" for reason, names in by_reason.items()]
+        # A learner's exit output repeats the reason it reported; say each reason once.
+        exits = [
+            message for message in self._learner_failures.values()
+            if not any(reason and reason in message for reason in self._learner_reasons.values())
+        ]  # fmt: skip
+        if not reported and not exits:
             return ""
-        return "; learners: " + "; ".join(self._learner_failures.values())
+        return "; learners: " + "; ".join(reported + exits)
 
 
 def exit_message(name: str, exit_code: int | None, lines: list[str]) -> str:

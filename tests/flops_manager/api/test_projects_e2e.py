@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -190,6 +191,37 @@ def test_bad_requests_are_refused_with_the_reason(manager: Manager, repo_url: st
     assert manager.api("DELETE", f"/projects/{admin_project}", headers=other).status_code == 404
     # customerID must be the token's own
     assert manager.api("POST", "/projects", json=_body(repo_url), headers=other).status_code == 403
+
+
+def test_an_error_in_fit_model_is_the_reason_the_project_gives(
+    manager: Manager, tmp_path: Path
+) -> None:
+    # Prepare: sklearn-digits whose fit_model raises
+    repo = tmp_path / "fit-raises"
+    shutil.copytree(ROOT / "examples" / "sklearn-digits", repo)
+    with (repo / "model_manager.py").open("a") as source:
+        source.write(
+            "\n\ndef _fit_raises(self):\n"
+            "    raise ValueError('labels and features disagree on node data')\n\n\n"
+            "ModelManager.fit_model = _fit_raises\n"
+        )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "x"]):
+        subprocess.run([*git, *args], cwd=repo, check=True)
+
+    # Execute
+    project = manager.run(_body(f"file://{repo}", rounds=2), timeout=180)
+
+    # Assert: the learners' own words are in the reason, said once for all of them
+    assert project["state"] == "failed"
+    message = project["message"]
+    assert message.startswith("training failed: round 1"), message
+    assert (
+        "learner0, learner1, learner2: ModelManager.fit_model() raised ValueError: "
+        "labels and features disagree on node data (at model_manager.py:" in message
+    ), message
+    assert message.count("labels and features disagree") == 1, message
+    assert not [p for p in manager.project_pgids(project_id=project["id"]) if alive(p)]
 
 
 def test_a_restarted_manager_leaves_no_project_active(manager: Manager, repo_url: str) -> None:
