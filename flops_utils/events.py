@@ -37,6 +37,8 @@ class EventType(StrEnum):
     STEP_COMPLETED = "step_completed"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CACHE_PRUNED = "cache_pruned"
+    WARNING = "warning"
 
 
 class Event(BaseModel):

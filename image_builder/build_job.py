@@ -9,12 +9,15 @@ seconds with pip's explanation; make sure the flavour `base` exists for every pl
 (build and push it once, minutes); `render` the two Containerfiles and stage their build
 context; `build` both images for all platforms with Buildah's layer cache; `push` the
 manifest lists and read back their digests. A failing step ends the job with a `failed`
-event naming the step, a reason a user can act on, and the relevant output lines.
+event naming the step, a reason a user can act on, and the relevant output lines. Before
+that last event, after a push or a failed step, Buildah's storage is pruned to the cache
+limit (`storage_prune`), reported as `cache_pruned`.
 """
 
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,7 @@ from image_builder.pip_resolver import PipSettings
 from image_builder.project_containerfile import image_labels, render_project_containerfile
 from image_builder.registry_client import RegistryClient, existing_images
 from image_builder.repo_source import check_checkout, fetch_repo_at
+from image_builder.storage_prune import BuildCache
 
 __all__ = ["STEPS", "BuildRequest", "BuildResult", "ImageBuildJob"]
 
@@ -64,6 +68,8 @@ class ImageBuildJob:
         Package indexes, for resolving and for builds.
     tree : FlopsTree | None
         The FLOps tree; default: the one this package belongs to.
+    cache : BuildCache | None
+        Buildah's storage, held during the build and pruned after it; None: neither.
     """
 
     def __init__(
@@ -74,12 +80,14 @@ class ImageBuildJob:
         buildah: Buildah,
         pip_settings: PipSettings,
         tree: FlopsTree | None = None,
+        cache: BuildCache | None = None,
     ) -> None:
         self.request = request
         self._reporter = reporter
         self._buildah = buildah
         self._pip = pip_settings
         self._tree = tree
+        self._cache = cache
         self._steps_timer = StepTimer(reporter, project_id=request.project_id, first_step=STEPS[0])
         self._timings = self._steps_timer.timings
         self._step = self._steps_timer.step
@@ -95,30 +103,38 @@ class ImageBuildJob:
             flavor=req.flavor,
             platforms=list(req.platforms),
         )
-        try:
-            result = self._steps()
-        except BuildStepError as e:
+        result: BuildResult | None = None
+        failure: BuildStepError | None = None
+        with self._cache.in_use() if self._cache else nullcontext():
+            try:
+                result = self._steps()
+            except BuildStepError as e:
+                failure = e
+            except (KeyboardInterrupt, SystemExit):  # SIGTERM or Ctrl-C: Buildah is killed
+                reason = "the image build was stopped (cancelled or the builder was shut down)"
+                self._reporter.report(
+                    EventType.FAILED,
+                    step=self._steps_timer.current,
+                    reason=reason,
+                    output=[],
+                    timings=self._timings,
+                )
+                raise
+            finally:
+                for manifest in self._manifests:
+                    self._buildah.remove_manifest(manifest)
+            if self._cache:
+                self._cache.prune()  # before the last event: the manager stops listening then
+        if failure is not None:
             self._reporter.report(
                 EventType.FAILED,
-                step=e.step,
-                reason=e.reason,
-                output=e.output,
+                step=failure.step,
+                reason=failure.reason,
+                output=failure.output,
                 timings=self._timings,
             )
-            raise
-        except (KeyboardInterrupt, SystemExit):  # SIGTERM or Ctrl-C: Buildah is killed
-            reason = "the image build was stopped (cancelled or the builder was shut down)"
-            self._reporter.report(
-                EventType.FAILED,
-                step=self._steps_timer.current,
-                reason=reason,
-                output=[],
-                timings=self._timings,
-            )
-            raise
-        finally:
-            for manifest in self._manifests:
-                self._buildah.remove_manifest(manifest)
+            raise failure
+        assert result is not None
         self._reporter.report(
             EventType.SUCCEEDED,
             images=result.images,

@@ -1,4 +1,4 @@
-"""The Buildah adapter: multi-platform builds into a manifest list, and pushing the list.
+"""The Buildah adapter: multi-platform builds into a manifest list, pushing it, storage images.
 
 Inside the builder container Buildah runs with vfs storage and chroot isolation; those
 come from `STORAGE_DRIVER` and `BUILDAH_ISOLATION` (read by the CLI into `BuildahSettings`)
@@ -184,6 +184,48 @@ class Buildah:
                 self._run([*self._global(), "manifest", "rm", manifest], 60.0, "manifest")
         except ContainerBuildError as e:
             _log.warning("could not remove the manifest list %s: %s", manifest, e)
+
+    def storage_root(self) -> Path:
+        """Where Buildah keeps images and layers (its graph root, as `buildah info` says).
+
+        Raises
+        ------
+        ContainerBuildError
+            When Buildah cannot be run or says nothing usable.
+        """
+        command = [*self._global(), "info", "--format", "{{.store.GraphRoot}}"]
+        result = self._run(command, 120.0, "info")
+        paths = [line.strip() for line in result.lines if line.strip().startswith("/")]
+        if result.returncode != 0 or not paths:
+            raise ContainerBuildError(f"buildah info failed: {_error_line(result)}")
+        return Path(paths[-1])
+
+    def list_images(self) -> str:
+        """The output of `buildah images --json`: every image that is not only a cached layer.
+
+        Raises
+        ------
+        ContainerBuildError
+            When the listing fails.
+        """
+        result = self._run([*self._global(), "images", "--json"], 300.0, "images")
+        if result.returncode != 0:
+            raise ContainerBuildError(f"buildah images failed: {_error_line(result)}")
+        return "\n".join(result.lines)
+
+    def remove_image(self, *references: str) -> None:
+        """Remove an image by its id (or all its names), with its parents that have no name.
+
+        Raises
+        ------
+        ContainerBuildError
+            When Buildah refuses (e.g. a container uses the image).
+        """
+        result = self._run([*self._global(), "rmi", *references], 600.0, "rmi")
+        if result.returncode != 0:
+            raise ContainerBuildError(
+                f"buildah rmi {' '.join(references)} failed: {_error_line(result)}"
+            )
 
     def _global(self) -> list[str]:
         command = ["buildah"]

@@ -7,8 +7,8 @@ nowhere else: `FLOPS_CALLBACK_URL` / `FLOPS_CALLBACK_TOKEN` (never on the comman
 `FLOPS_REPO_URL` (instead of `--repo-url`, for URLs with credentials), `FLOPS_TRACKING_URI`
 or `MLFLOW_TRACKING_URI` (instead of `--tracking-uri`, likewise), `FLOPS_REGISTRY`,
 `STORAGE_DRIVER` and `BUILDAH_ISOLATION` (`vfs` and `chroot` inside the builder container),
-`PIP_INDEX_URL` / `PIP_EXTRA_INDEX_URL` / `PIP_TRUSTED_HOST`, and `SSL_CERT_FILE` (the CA
-bundle mounted into build steps).
+`PIP_INDEX_URL` / `PIP_EXTRA_INDEX_URL` / `PIP_TRUSTED_HOST`, `SSL_CERT_FILE` (the CA
+bundle mounted into build steps), and `FLOPS_BUILDER_CACHE_MAX_MB` (instead of `--cache-max-mb`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from image_builder.flavors import FLAVORS
 from image_builder.image_names import image_refs, inference_image_ref, normalize_registry
 from image_builder.inference_image import InferenceBuildRequest, InferenceImageJob
 from image_builder.pip_resolver import PipSettings
+from image_builder.storage_prune import MB, BuildCache
 
 __all__ = ["app", "default_base_image"]
 
@@ -65,6 +66,16 @@ CaBundleOption = Annotated[
     ),
 ]
 LogLevelOption = Annotated[str, typer.Option(help="Log level.")]
+CacheMaxOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        envvar="FLOPS_BUILDER_CACHE_MAX_MB",
+        help="After the build, prune Buildah's storage (the layer cache) when it takes more "
+        "than this many MB (10^6 bytes): untagged images first, then the least recently "
+        "built. 0: never prune.",
+    ),
+]
 
 
 def default_base_image(registry: str) -> str:
@@ -111,6 +122,7 @@ def build(
     ] = None,
     keep_work_dir: KeepWorkDirOption = False,
     ca_bundle: CaBundleOption = None,
+    cache_max_mb: CacheMaxOption = 0,
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Clone, check, resolve, build and push the learner and aggregator images."""
@@ -144,7 +156,11 @@ def build(
     reporter = _reporter(project_id)
     previous_handler = signal.signal(signal.SIGTERM, _exit_on_signal)
     job = ImageBuildJob(
-        request, reporter=reporter, buildah=buildah, pip_settings=PipSettings.from_environ(env)
+        request,
+        reporter=reporter,
+        buildah=buildah,
+        pip_settings=PipSettings.from_environ(env),
+        cache=_cache(buildah, cache_max_mb, reporter, project_id),
     )
     try:
         result = job.run()
@@ -210,6 +226,7 @@ def build_inference(
     ] = None,
     keep_work_dir: KeepWorkDirOption = False,
     ca_bundle: CaBundleOption = None,
+    cache_max_mb: CacheMaxOption = 0,
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Build and push the inference-server image of a registered MLflow model version.
@@ -245,12 +262,14 @@ def build_inference(
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a line per file
     reporter = _reporter(project_id)
     previous_handler = signal.signal(signal.SIGTERM, _exit_on_signal)
+    buildah = _buildah(root, verify, ca_bundle)
     job = InferenceImageJob(
         request,
         reporter=reporter,
-        buildah=_buildah(root, verify, ca_bundle),
+        buildah=buildah,
         pip_settings=PipSettings.from_environ(os.environ),
         mlflow_environ={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+        cache=_cache(buildah, cache_max_mb, reporter, project_id),
     )
     try:
         result = job.run()
@@ -292,6 +311,10 @@ def _buildah(root: Path, verify: bool, ca_bundle: Path | None) -> Buildah:
         log_file=root / "buildah.log",
         on_line=lambda line: _log.debug("buildah: %s", line),
     )
+
+
+def _cache(buildah: Buildah, max_mb: int, reporter: EventReporter, project_id: str) -> BuildCache:
+    return BuildCache(buildah, max_bytes=max_mb * MB, reporter=reporter, project_id=project_id)
 
 
 def _reporter(project_id: str) -> EventReporter:

@@ -9,7 +9,8 @@ already a flavour base is used as it is); `dependencies`: compare what MLflow's 
 would pip-install (MLflow, the model's `requirements.txt`) with the base's pinned lock, resolve
 only what is missing, and install it natively for each platform (`cross_install`); `render`
 the adapted Containerfile (`inference_containerfile`); `build` all platforms into one manifest
-list; `push` it as `<registry>/<customer>/<project>/inference:<version>`.
+list; `push` it as `<registry>/<customer>/<project>/inference:<version>`. Then, as after a
+project build, Buildah's storage is pruned to the cache limit (`storage_prune`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,7 @@ from image_builder.model_source import (
 )
 from image_builder.pip_resolver import PipSettings, resolve_requirements
 from image_builder.registry_client import RegistryClient, existing_images, split_ref
+from image_builder.storage_prune import BuildCache
 
 __all__ = [
     "INFERENCE_STEPS",
@@ -106,6 +109,8 @@ class InferenceImageJob:
         The FLOps tree; default: the one this package belongs to.
     mlflow_environ : Mapping[str, str] | None
         The environment of the `mlflow` subprocess; None: this process's.
+    cache : BuildCache | None
+        Buildah's storage, held during the build and pruned after it; None: neither.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class InferenceImageJob:
         pip_settings: PipSettings,
         tree: FlopsTree | None = None,
         mlflow_environ: Mapping[str, str] | None = None,
+        cache: BuildCache | None = None,
     ) -> None:
         self.request = request
         self._reporter = reporter
@@ -124,6 +130,7 @@ class InferenceImageJob:
         self._pip = pip_settings
         self._tree = tree
         self._mlflow_environ = mlflow_environ
+        self._cache = cache
         self._steps = StepTimer(reporter, project_id=request.project_id, first_step="resolve")
         self._manifest: str | None = None
 
@@ -136,18 +143,26 @@ class InferenceImageJob:
             model_uri=req.model_uri,
             platforms=list(req.platforms),
         )
-        try:
-            result = self._run_steps()
-        except BuildStepError as e:
-            self._failed(e.step, e.reason, e.output)
-            raise
-        except (KeyboardInterrupt, SystemExit):
-            reason = "the image build was stopped (cancelled or the builder was shut down)"
-            self._failed(self._steps.current, reason, [])
-            raise
-        finally:
-            if self._manifest is not None:
-                self._buildah.remove_manifest(self._manifest)
+        result: InferenceBuildResult | None = None
+        failure: BuildStepError | None = None
+        with self._cache.in_use() if self._cache else nullcontext():
+            try:
+                result = self._run_steps()
+            except BuildStepError as e:
+                failure = e
+            except (KeyboardInterrupt, SystemExit):
+                reason = "the image build was stopped (cancelled or the builder was shut down)"
+                self._failed(self._steps.current, reason, [])
+                raise
+            finally:
+                if self._manifest is not None:
+                    self._buildah.remove_manifest(self._manifest)
+            if self._cache:
+                self._cache.prune()  # before the last event, as in `build_job`
+        if failure is not None:
+            self._failed(failure.step, failure.reason, failure.output)
+            raise failure
+        assert result is not None
         self._reporter.report(
             EventType.SUCCEEDED,
             kind=INFERENCE_ROLE,

@@ -1,14 +1,18 @@
-"""Local package indexes of tiny wheels, throwaway ML repos, and the registry's address."""
+"""Local package indexes of tiny wheels, throwaway ML repos, the registry and its namespaces."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from image_builder.pip_resolver import PipSettings
+from image_builder.registry_client import MANIFEST_ACCEPT
 from tests.flops_manager.environments.conftest import make_wheel
 
 #: The registry the container tests push to (scripts/container-env.sh starts it).
@@ -60,3 +64,27 @@ def git_repo(
         ["git", "-C", str(folder), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
     )
     return result.stdout.strip()
+
+
+@pytest.fixture
+def customer() -> Iterator[str]:
+    """A unique namespace; its images are deleted from the registry and docker afterwards."""
+    name = f"test-ib-{uuid.uuid4().hex[:8]}"
+    yield name
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}} {{.ID}}"], capture_output=True, text=True
+    ).stdout.splitlines()
+    pulled = {line.split()[1] for line in listed if line.startswith(f"{REGISTRY}/{name}/")}
+    if pulled:
+        subprocess.run(["docker", "rmi", "--force", *sorted(pulled)], capture_output=True)
+    catalog = httpx.get(f"http://{REGISTRY}/v2/_catalog?n=1000").json()["repositories"]
+    for repository in [r for r in catalog if r.startswith(f"{name}/")]:
+        tags = httpx.get(f"http://{REGISTRY}/v2/{repository}/tags/list").json().get("tags") or []
+        for tag in tags:
+            head = httpx.head(
+                f"http://{REGISTRY}/v2/{repository}/manifests/{tag}",
+                headers={"Accept": MANIFEST_ACCEPT},
+            )
+            digest = head.headers.get("Docker-Content-Digest")
+            if digest:
+                httpx.delete(f"http://{REGISTRY}/v2/{repository}/manifests/{digest}")

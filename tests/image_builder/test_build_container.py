@@ -12,8 +12,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -80,30 +78,6 @@ def _docker(*args: str) -> str:
     result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.strip()
-
-
-@pytest.fixture
-def customer() -> Iterator[str]:
-    """A unique namespace; its images are deleted from the registry and docker afterwards."""
-    name = f"test-ib-{uuid.uuid4().hex[:8]}"
-    yield name
-    listed = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}} {{.ID}}"], capture_output=True, text=True
-    ).stdout.splitlines()
-    pulled = {line.split()[1] for line in listed if line.startswith(f"{REGISTRY}/{name}/")}
-    if pulled:
-        subprocess.run(["docker", "rmi", "--force", *sorted(pulled)], capture_output=True)
-    catalog = httpx.get(f"http://{REGISTRY}/v2/_catalog?n=1000").json()["repositories"]
-    for repository in [r for r in catalog if r.startswith(f"{name}/")]:
-        tags = httpx.get(f"http://{REGISTRY}/v2/{repository}/tags/list").json().get("tags") or []
-        for tag in tags:
-            head = httpx.head(
-                f"http://{REGISTRY}/v2/{repository}/manifests/{tag}",
-                headers={"Accept": MANIFEST_ACCEPT},
-            )
-            digest = head.headers.get("Docker-Content-Digest")
-            if digest:
-                httpx.delete(f"http://{REGISTRY}/v2/{repository}/manifests/{digest}")
 
 
 def test_build_run_and_rebuild_sklearn_digits(

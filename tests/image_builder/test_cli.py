@@ -51,6 +51,7 @@ def _args(repo: str, commit: str, at: str, **overrides: str) -> list[str]:
         ({"platforms": "amd64"}, "expected e.g. linux/amd64,linux/arm64"),
         ({"customer": "---"}, "no letters or digits"),
         ({"registry": "host/path"}, "must be host[:port]"),
+        ({"cache-max-mb": "-1"}, "-1 is not in the range x>=0"),
     ],
 )
 def test_bad_arguments_exit_2(override: dict[str, str], message: str) -> None:
