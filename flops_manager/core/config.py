@@ -115,7 +115,15 @@ class Settings(BaseSettings):
     builder_cache_volume: str = Field(
         "flops-build-cache",
         description="Named volume that keeps the image builder's Buildah storage (layer cache) "
-        "between builds; it grows with every built commit: remove it when no build runs.",
+        "between builds; see `builder_cache_max_mb` for its size.",
+    )
+    builder_cache_max_mb: int = Field(
+        20000,
+        ge=0,
+        description="Size in MB (10^6 bytes) above which the image builder prunes its Buildah "
+        "storage after a build: untagged images first (older builds' images and cached "
+        "layers), then the least recently built images (pulled bases), until it is under the "
+        "limit. Skipped while another build uses the storage. 0: never prune.",
     )
     builder_storage_driver: Literal["overlay", "vfs"] = Field(
         "overlay",

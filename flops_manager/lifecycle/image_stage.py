@@ -50,6 +50,7 @@ class ImageSettings:
     builder_image: str
     cache_volume: str = "flops-build-cache"
     storage_driver: str = "overlay"
+    cache_max_mb: int = 20000
 
     @classmethod
     def from_settings(cls, settings: Settings, version: str | None = None) -> ImageSettings:
@@ -63,6 +64,7 @@ class ImageSettings:
             or f"{registry}/flops/image-builder:{version or flops_version()}",
             cache_volume=settings.builder_cache_volume,
             storage_driver=settings.builder_storage_driver,
+            cache_max_mb=settings.builder_cache_max_mb,
         )
 
 
@@ -178,7 +180,11 @@ class ImageStage:
             role="builder",
             image=self.settings.builder_image,
             command=command,
-            env={**env, "STORAGE_DRIVER": self.settings.storage_driver},
+            env={
+                **env,
+                "STORAGE_DRIVER": self.settings.storage_driver,
+                "FLOPS_BUILDER_CACHE_MAX_MB": str(self.settings.cache_max_mb),
+            },
             one_shot=True,
             privileged=True,
             # Buildah's storage, so that layers (the flavour base above all) are built once.
@@ -232,6 +238,11 @@ class ImageStage:
             seconds = data.get("seconds", data.get("duration_s"))
             took = f" in {float(seconds):.1f} s" if isinstance(seconds, int | float) else ""
             self.store.event("build_step", f"{step} done{took}", source="builder", data=data)
+        elif kind == "cache_pruned":
+            self.store.event("build_cache_pruned", _pruned(data), source="builder", data=data)
+        elif kind == "warning":
+            reason = str(data.get("reason", "no reason given"))
+            self.store.event("warning", f"image builder: {reason}", source="builder", data=data)
         elif kind == "succeeded":
             return (result_of or _project_images)(data)
         elif kind == "failed":
@@ -241,6 +252,29 @@ class ImageStage:
             tail = (": " + " | ".join(output[-8:])) if output else ""
             raise BuildFailure(f"image build failed at step {step}: {reason}{tail}")
         return None
+
+
+def _pruned(data: dict[str, Any]) -> str:
+    """One line for operators from a `cache_pruned` event."""
+    before, after = _size(data.get("bytes_before")), _size(data.get("bytes_after"))
+    limit = _size(data.get("limit_bytes"))
+    if data.get("skipped"):
+        return f"build cache is {before}, over its limit of {limit}; not pruned: {data['skipped']}"
+    removed = len(data.get("removed") or [])
+    seconds = data.get("duration_s")
+    took = f" in {float(seconds):.1f} s" if isinstance(seconds, int | float) else ""
+    end, most = data.get("bytes_after"), data.get("limit_bytes")
+    over = ""
+    if isinstance(end, int | float) and isinstance(most, int | float) and end > most:
+        over = "; still over it"
+    pruned = f"build cache pruned from {before} to {after} (limit {limit}){took}"
+    return f"{pruned}: {removed} images removed{over}"
+
+
+def _size(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "?"
+    return f"{value / 1e9:.1f} GB" if value >= 1e9 else f"{value / 1e6:.1f} MB"
 
 
 def _project_images(data: dict[str, Any]) -> dict[str, str]:

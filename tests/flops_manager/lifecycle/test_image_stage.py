@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from flops_manager.core.config import Settings
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageSettings, ImageStage
 from flops_manager.orchestrators import LocalOrchestrator
 
@@ -61,4 +62,44 @@ def test_a_failure_names_the_step_the_reason_and_the_output(tmp_path: Any) -> No
     )
     with pytest.raises(BuildFailure, match="incomplete images"):
         stage._on_event({"type": "succeeded", "data": {"images": {"learner": "x"}}})
+    stage.orchestrator.close()
+
+
+def test_the_builder_gets_the_cache_limit_and_its_prunes_are_one_line_each(
+    tmp_path: Any,
+) -> None:
+    # Prepare
+    settings = ImageSettings.from_settings(Settings(builder_cache_max_mb=1500), version="1.0")
+    stage, store = _stage(tmp_path)
+    pruned = {
+        "type": "cache_pruned",
+        "data": {"bytes_before": 2_345_000_000, "bytes_after": 812_000_000,
+                 "limit_bytes": 1_000_000_000, "removed": ["a1b2c3d4e5f6", "r/base@sha256:1"],
+                 "duration_s": 4.06, "skipped": None},
+    }  # fmt: skip
+    busy = {
+        "type": "cache_pruned",
+        "data": {"bytes_before": 2_345_000_000, "bytes_after": 2_345_000_000,
+                 "limit_bytes": 1_000_000_000, "removed": [], "duration_s": 1.2,
+                 "skipped": "another build is using the cache"},
+    }  # fmt: skip
+    warning = {"type": "warning", "data": {"reason": "pruning the image builder's cache failed: x"}}
+
+    # Execute
+    spec = ImageStage(
+        settings=settings, orchestrator=stage.orchestrator, store=store,  # type: ignore[arg-type]
+        deploy=lambda spec: "unused", events=queue.Queue(), check_cancelled=lambda: None,
+    ).builder_spec("b1", ["python"], {})  # fmt: skip
+    for event in (pruned, busy, warning):
+        assert stage._on_event(event) is None
+
+    # Assert
+    assert spec.env["FLOPS_BUILDER_CACHE_MAX_MB"] == "1500"
+    assert [event[:2] for event in store.events] == [
+        ("build_cache_pruned", "build cache pruned from 2.3 GB to 812.0 MB (limit 1.0 GB) in "
+         "4.1 s: 2 images removed"),
+        ("build_cache_pruned", "build cache is 2.3 GB, over its limit of 1.0 GB; not pruned: "
+         "another build is using the cache"),
+        ("warning", "image builder: pruning the image builder's cache failed: x"),
+    ]  # fmt: skip
     stage.orchestrator.close()
