@@ -13,6 +13,7 @@ bundle mounted into build steps), and `FLOPS_BUILDER_CACHE_MAX_MB` (instead of `
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -20,6 +21,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -152,30 +154,16 @@ def build(
         tls_verify=verify,
         work_dir=root,
     )
-    buildah = _buildah(root, verify, ca_bundle)
     reporter = _reporter(project_id)
-    previous_handler = signal.signal(signal.SIGTERM, _exit_on_signal)
-    job = ImageBuildJob(
-        request,
-        reporter=reporter,
-        buildah=buildah,
-        pip_settings=PipSettings.from_environ(env),
-        cache=_cache(buildah, cache_max_mb, reporter, project_id),
-    )
-    try:
-        result = job.run()
-    except BuildStepError as e:
-        typer.echo(f"image build failed at step {e.step}: {e.reason}", err=True)
-        for line in e.output:
-            typer.echo(f"  {line}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
-        reporter.close()
-        if keep_work_dir:
-            typer.echo(f"work folder kept: {root}", err=True)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    with _job_scope("image build", root, keep_work_dir, reporter):
+        buildah = _buildah(root, verify, ca_bundle)
+        result = ImageBuildJob(
+            request,
+            reporter=reporter,
+            buildah=buildah,
+            pip_settings=PipSettings.from_environ(env),
+            cache=_cache(buildah, cache_max_mb, reporter, project_id),
+        ).run()
     for role, ref in result.images.items():
         typer.echo(f"{role}: {ref}")
     timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings.items())
@@ -261,20 +249,34 @@ def build_inference(
     )
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a line per file
     reporter = _reporter(project_id)
+    with _job_scope("inference image build", root, keep_work_dir, reporter):
+        buildah = _buildah(root, verify, ca_bundle)
+        result = InferenceImageJob(
+            request,
+            reporter=reporter,
+            buildah=buildah,
+            pip_settings=PipSettings.from_environ(os.environ),
+            mlflow_environ={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+            cache=_cache(buildah, cache_max_mb, reporter, project_id),
+        ).run()
+    typer.echo(f"inference: {result.image}")
+    timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings.items())
+    typer.echo(f"timings: {timings}", err=True)
+
+
+@contextlib.contextmanager
+def _job_scope(
+    what: str, root: Path, keep_work_dir: bool, reporter: EventReporter
+) -> Iterator[None]:
+    """Run a build job: SIGTERM ends it cleanly and a failed step exits 1 saying why.
+
+    Afterwards the reporter is closed and the work folder removed (unless kept).
+    """
     previous_handler = signal.signal(signal.SIGTERM, _exit_on_signal)
-    buildah = _buildah(root, verify, ca_bundle)
-    job = InferenceImageJob(
-        request,
-        reporter=reporter,
-        buildah=buildah,
-        pip_settings=PipSettings.from_environ(os.environ),
-        mlflow_environ={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
-        cache=_cache(buildah, cache_max_mb, reporter, project_id),
-    )
     try:
-        result = job.run()
+        yield
     except BuildStepError as e:
-        typer.echo(f"inference image build failed at step {e.step}: {e.reason}", err=True)
+        typer.echo(f"{what} failed at step {e.step}: {e.reason}", err=True)
         for line in e.output:
             typer.echo(f"  {line}", err=True)
         raise typer.Exit(1) from None
@@ -285,9 +287,6 @@ def build_inference(
             typer.echo(f"work folder kept: {root}", err=True)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    typer.echo(f"inference: {result.image}")
-    timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings.items())
-    typer.echo(f"timings: {timings}", err=True)
 
 
 def _platforms(platforms: str) -> tuple[str, ...]:
