@@ -4,11 +4,18 @@ Credentials in an HTTPS URL (`https://user:token@host/...`) are taken out of the
 `git` runs and handed to it as an HTTP header through `GIT_CONFIG_*` environment variables,
 so they appear neither on a command line (visible in `ps`) nor in `.git/config`, logs or
 error messages. `git` never prompts (`GIT_TERMINAL_PROMPT=0`) and every call has a timeout.
+
+User input never reaches `git` as an option: the URL and the ref are checked first
+(`git_names`: no leading `-`, refs by `git check-ref-format`'s rules or a commit id), every
+call puts them after `--end-of-options`, the checkout is of a commit id `git` itself
+resolved, and `GIT_ALLOW_PROTOCOL` limits `git` to the transports the policy allows (no
+`ext::` commands, no `file://` unless local repos are allowed).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import re
 import shutil
@@ -17,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from flops_manager.repos.git_names import ref_problem, repo_url_problem
 from flops_utils.logs import get_logger
 from flops_utils.redact import redact_url
 
@@ -24,6 +32,7 @@ __all__ = ["Checkout", "RepoFetchError", "RepoPolicy", "RepoPolicyError", "fetch
 
 _log = get_logger("manager.repos")
 _SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
+_DATA_TRANSPORTS = frozenset({"https", "http", "ssh", "git"})
 
 
 class RepoPolicyError(ValueError):
@@ -54,6 +63,11 @@ class RepoPolicy:
 
     def check(self, url: str) -> None:
         """Raise `RepoPolicyError` if `url` may not be fetched."""
+        problem = repo_url_problem(url)
+        if problem is not None:
+            raise RepoPolicyError(
+                f"the repo URL is not usable: {problem}; give the repository's https or ssh URL"
+            )
         if _is_local(url):
             if not self.allow_local:
                 raise RepoPolicyError(
@@ -67,6 +81,15 @@ class RepoPolicy:
                 f"repo URL scheme {scheme or '(none)'!r} is not allowed; "
                 f"allowed: {', '.join(sorted(self.allowed_schemes))}"
             )
+
+    def protocols(self) -> str:
+        """The transports `git` may use under this policy, as `GIT_ALLOW_PROTOCOL` lists them.
+
+        Only transports that fetch data are ever listed (`ext::` runs a command, whatever
+        the allowed schemes say).
+        """
+        allowed = set(self.allowed_schemes) & _DATA_TRANSPORTS
+        return ":".join(sorted(allowed | ({"file"} if self.allow_local else set())))
 
 
 @dataclass(frozen=True)
@@ -93,31 +116,38 @@ def fetch_repo(
     Raises
     ------
     RepoPolicyError
-        The URL is not allowed.
+        The URL is not allowed, or `ref` is not a branch, tag or commit id.
     RepoFetchError
         git failed (unreachable, unknown ref, authentication); the message says which.
     """
     policy.check(url)
+    if ref is not None and (problem := ref_problem(ref)) is not None:
+        raise RepoPolicyError(
+            f"ref {ref[:80]!r} is not a branch, tag or commit id: {problem} (a ref may not "
+            "start with '-' and follows git check-ref-format's rules)"
+        )
     remote, env = _split_credentials(url)
+    env["GIT_ALLOW_PROTOCOL"] = policy.protocols()
     safe_url = redact_url(url)
     dest.mkdir(parents=True)
+    run = functools.partial(_git, cwd=dest, env=env, timeout=timeout, safe_url=safe_url)
     try:
-        _git(["init", "--quiet"], dest, env, timeout, safe_url)
-        _git(["remote", "add", "origin", remote], dest, env, timeout, safe_url)
+        run(["init", "--quiet"])
+        run(["remote", "add", "--end-of-options", "origin", remote])
         wanted = ref or "HEAD"
         try:
-            _git(
-                ["fetch", "--quiet", "--depth", "1", "origin", wanted], dest, env, timeout, safe_url
-            )
+            run(["fetch", "--quiet", "--depth", "1", "--end-of-options", "origin", wanted])
             target = "FETCH_HEAD"
         except RepoFetchError:
             if not _SHA.match(wanted):
                 raise
             # Not every server lets a client fetch a commit by id; fetch everything instead.
-            _git(["fetch", "--quiet", "--tags", "origin"], dest, env, timeout, safe_url)
+            run(["fetch", "--quiet", "--tags", "--end-of-options", "origin"])
             target = wanted
-        _git(["checkout", "--quiet", "--detach", target], dest, env, timeout, safe_url)
-        commit = _git(["rev-parse", "HEAD"], dest, env, timeout, safe_url).strip()
+        # `checkout` of git 2.39 has no --end-of-options: give it the commit id git resolved.
+        commit = run(["rev-parse", "--verify", "--end-of-options", f"{target}^{{commit}}"])
+        commit = commit.strip()
+        run(["checkout", "--quiet", "--detach", commit, "--"])
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
@@ -125,7 +155,7 @@ def fetch_repo(
     return Checkout(path=dest, commit=commit, ref=ref)
 
 
-def _git(args: list[str], cwd: Path, env: dict[str, str], timeout: float, safe_url: str) -> str:
+def _git(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float, safe_url: str) -> str:
     try:
         result = subprocess.run(
             ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
