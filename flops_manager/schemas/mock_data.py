@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from flops_manager.services.tokens import CUSTOMER_ID_PATTERN
 from flops_utils.mock_data import BUNDLED_DATASETS, LABEL_COLUMN
 
 __all__ = [
@@ -106,6 +107,7 @@ class MockDataRequest(BaseModel):
         "Admin",
         min_length=1,
         max_length=128,
+        pattern=CUSTOMER_ID_PATTERN,
         validation_alias=AliasChoices("customerID", "customer_id"),
         description="Whose job; a customer's token may name only itself (default: the caller).",
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -9,9 +11,19 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from flops_aggregator.config import MLFlavor
 from flops_aggregator.strategies import STRATEGIES
+from flops_manager.repos.git_names import (
+    MAX_REF_LENGTH,
+    MAX_REPO_URL_LENGTH,
+    check_ref,
+    check_repo_url,
+)
+from flops_manager.services.tokens import CUSTOMER_ID_PATTERN
 
 __all__ = [
     "ACTIVE_STATES",
+    "DATA_TAG_PATTERN",
+    "MAX_DATA_TAGS",
+    "MAX_STRATEGY_PARAMS_BYTES",
     "PostTrainingStep",
     "ProjectCreate",
     "ProjectState",
@@ -37,6 +49,15 @@ ACTIVE_STATES = frozenset(
 )
 
 
+DATA_TAG_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+"""A data tag: 1-128 letters, digits, `_` or `-` (as `mock_data_configuration.data_tag`)."""
+MAX_DATA_TAGS = 64
+"""Data tags one project may train on."""
+MAX_STRATEGY_PARAMS_BYTES = 16_384
+"""Size of `strategy_params` as compact JSON; a strategy has a handful of numbers."""
+_DATA_TAG = re.compile(DATA_TAG_PATTERN)
+
+
 class PostTrainingStep(StrEnum):
     """What to do with the trained model (original FLOps names)."""
 
@@ -57,7 +78,9 @@ class TrainingConfiguration(BaseModel):
     )
     data_tags: list[str] = Field(
         min_length=1,
-        description="Tags of the data on the learners' ML data servers to train on.",
+        max_length=MAX_DATA_TAGS,
+        description=f"Tags of the data on the learners' ML data servers to train on: 1 to "
+        f"{MAX_DATA_TAGS} tags, each 1-128 letters, digits, `_` or `-`.",
     )
     training_rounds: int = Field(3, ge=1, le=10_000, description="Rounds of training.")
     training_cycles: int = Field(
@@ -74,7 +97,9 @@ class TrainingConfiguration(BaseModel):
     )
     strategy: str = Field("FedAvg", description=f"One of: {', '.join(STRATEGIES)}.")
     strategy_params: dict[str, Any] = Field(
-        default_factory=dict, description="The strategy's own parameters, e.g. proximal_mu."
+        default_factory=dict,
+        description=f"The strategy's own parameters, e.g. proximal_mu; at most "
+        f"{MAX_STRATEGY_PARAMS_BYTES} bytes as JSON.",
     )
     round_timeout_s: float = Field(300.0, gt=0, le=86_400, description="Seconds per round.")
     connect_timeout_s: float = Field(
@@ -85,9 +110,20 @@ class TrainingConfiguration(BaseModel):
     @classmethod
     def _tags_are_names(cls, tags: list[str]) -> list[str]:
         for tag in tags:
-            if not tag or "." in tag or "/" in tag or "," in tag:
-                raise ValueError(f"data tag {tag!r} must be non-empty without '.', '/' or ','")
+            if not _DATA_TAG.match(tag):
+                raise ValueError(f"data tag {tag[:80]!r} must be 1-128 letters, digits, '_' or '-'")
         return tags
+
+    @field_validator("strategy_params")
+    @classmethod
+    def _params_are_small(cls, params: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(params, separators=(",", ":")).encode())
+        if size > MAX_STRATEGY_PARAMS_BYTES:
+            raise ValueError(
+                f"strategy_params is {size} bytes as JSON; at most {MAX_STRATEGY_PARAMS_BYTES} "
+                "are allowed"
+            )
+        return params
 
     @field_validator("strategy")
     @classmethod
@@ -147,11 +183,22 @@ class ProjectCreate(BaseModel):
         validation_alias=AliasChoices("customerID", "customer_id"),
         min_length=1,
         max_length=128,
+        pattern=CUSTOMER_ID_PATTERN,
         description="Whose project; must match the token's customer unless the caller is admin.",
     )
-    ml_repo_url: str = Field(min_length=1, max_length=2048, description="Git URL of the ML repo.")
+    ml_repo_url: str = Field(
+        min_length=1,
+        max_length=MAX_REPO_URL_LENGTH,
+        description="Git URL of the ML repo: an allowed scheme (https, ssh by default), never "
+        "starting with '-', no control characters.",
+    )
     ml_repo_ref: str | None = Field(
-        None, max_length=256, description="Branch, tag or commit; default the repo's HEAD."
+        None,
+        min_length=1,
+        max_length=MAX_REF_LENGTH,
+        description="Branch, tag or commit id; default the repo's HEAD. A name as `git "
+        "check-ref-format` allows (not starting with '-', no '..', '@{', spaces, control "
+        "characters or '~^:?*[\\') or 7-40 hex digits.",
     )
     ml_model_flavor: MLFlavor = Field(
         description="ML library of the repo: sklearn, pytorch, tensorflow or keras."
@@ -163,10 +210,12 @@ class ProjectCreate(BaseModel):
     supported_platforms: list[Platform] = Field(
         default_factory=_amd64_only,
         min_length=1,
+        max_length=8,
         description="Platforms of the learners: linux/amd64 and/or linux/arm64.",
     )
     learner_platforms: list[Platform] | None = Field(
         None,
+        max_length=1_000,
         description="Platform of learner i, for as many learners as listed (each one of "
         "supported_platforms); the others run on the node's own. On the docker backend a "
         "platform other than the host's runs under emulation.",
@@ -179,9 +228,20 @@ class ProjectCreate(BaseModel):
     )
     post_training_steps: list[PostTrainingStep] = Field(
         default_factory=list,
+        max_length=8,
         description="What to do with the trained model: build_image_for_trained_model, "
         "deploy_trained_model_image.",
     )
+
+    @field_validator("ml_repo_url")
+    @classmethod
+    def _url_is_not_an_option(cls, url: str) -> str:
+        return check_repo_url(url)
+
+    @field_validator("ml_repo_ref")
+    @classmethod
+    def _ref_is_a_ref(cls, ref: str | None) -> str | None:
+        return ref if ref is None else check_ref(ref)
 
     @model_validator(mode="after")
     def _learner_platforms_fit(self) -> ProjectCreate:
