@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from flops_manager.api import API_PREFIX, api_router, install_error_handlers
+from flops_manager.api.body_limit import BodyLimitMiddleware
 from flops_manager.api.deps import ManagerContext
 from flops_manager.core.config import Settings, flops_version
 from flops_manager.db import Database
@@ -127,6 +128,8 @@ def create_app(
     )
     app.state.context = ManagerContext(settings=settings, database=database)
     app.state.start_projects = start_projects
+    # Added first, so it runs inside the request-id middleware: a 413 carries the id too.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(api_router)
     return app

@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, description="URL at which services reach the manager; default http://host:port."
     )
+    max_body_bytes: int = Field(
+        1_048_576,
+        ge=1_024,
+        description="Largest request body accepted, in bytes (default 1 MiB); a larger one is "
+        "answered 413 before it is parsed, with or without a Content-Length.",
+    )
 
     @model_validator(mode="after")
     def _admin_token_is_strong(self) -> Settings:
