@@ -37,7 +37,11 @@ def main(
     min_evaluate_clients: Annotated[int, typer.Option(help="Learners evaluating.")] = 1,
     strategy: Annotated[str, typer.Option(help="Flower strategy, e.g. FedAvg.")] = "FedAvg",
     strategy_params: Annotated[
-        str, typer.Option(help='Strategy parameters as JSON, e.g. {"proximal_mu": 0.1}.')
+        str,
+        typer.Option(
+            help='Strategy parameters as JSON, e.g. {"proximal_mu": 0.1}.',
+            envvar="FLOPS_STRATEGY_PARAMS",
+        ),
     ] = "{}",
     address: Annotated[str, typer.Option(help="gRPC listen address.")] = "0.0.0.0:8080",
     round_timeout: Annotated[float, typer.Option(help="Seconds one round may take.")] = 300.0,
@@ -50,7 +54,9 @@ def main(
     ] = 2,
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
     model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
-    repo_url: Annotated[str | None, typer.Option(help="Repo URL (MLflow tag).")] = None,
+    repo_url: Annotated[
+        str | None, typer.Option(help="Repo URL (MLflow tag).", envvar="FLOPS_REPO_URL")
+    ] = None,
     commit: Annotated[str | None, typer.Option(help="Repo commit (MLflow tag).")] = None,
     callback_url: Annotated[
         str | None, typer.Option(help="Where to POST events.", envvar="FLOPS_CALLBACK_URL")

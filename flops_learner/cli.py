@@ -24,7 +24,9 @@ def main(
     project_id: Annotated[str, typer.Option(help="Project id.")],
     repo_dir: Annotated[Path, typer.Option(help="Checkout of the ML repo.")],
     aggregator: Annotated[str, typer.Option(help="Aggregator address, host:port.")],
-    data_tags: Annotated[str, typer.Option(help="Comma-separated data tags.")],
+    data_tags: Annotated[
+        str, typer.Option(help="Comma-separated data tags.", envvar="FLOPS_DATA_TAGS")
+    ],
     data_server: Annotated[
         str, typer.Option(help="ML data server address.")
     ] = "grpc://127.0.0.1:11027",

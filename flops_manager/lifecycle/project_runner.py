@@ -325,14 +325,18 @@ class ProjectRunner(threading.Thread):
             "--min-available-clients", str(available),
             "--min-fit-clients", str(fit),
             "--min-evaluate-clients", str(evaluate),
-            "--strategy", config.strategy, "--strategy-params", json.dumps(config.strategy_params),
+            "--strategy", config.strategy,
             "--address", listen,
             "--round-timeout", str(config.round_timeout_s),
             "--connect-timeout", str(config.connect_timeout_s),
             "--mlflow-uri", self.context.stack.tracking_url,
-            "--repo-url", redact_url(self.repo_url),
             *(hierarchy or []),
         ]  # fmt: skip
+        # What the user wrote goes in the environment: argv is size-limited and public (`ps`).
+        env = {
+            "FLOPS_STRATEGY_PARAMS": json.dumps(config.strategy_params),
+            "FLOPS_REPO_URL": redact_url(self.repo_url),
+        }
         if hierarchy and hierarchy[1] == "root":
             # Each root round waits for `training_rounds` cluster rounds.
             command[command.index("--round-timeout") + 1] = str(
@@ -342,7 +346,7 @@ class ProjectRunner(threading.Thread):
         ports = [PortMapping(container_port=port)] if remote else []
         service_id = self._deploy(
             "aggregator", name, command, runtime, platforms, ports=ports,
-            placement=Placement(cluster=cluster),
+            placement=Placement(cluster=cluster), env=env,
         )  # fmt: skip
         if not remote:
             return service_id, f"127.0.0.1:{port}"
@@ -362,7 +366,6 @@ class ProjectRunner(threading.Thread):
                     "--name", f"learner{i}", "--repo-dir", runtime.code_dir,
                     "--aggregator", address,
                     "--data-server", self.context.stack.data_server(i),
-                    "--data-tags", ",".join(config.data_tags),
                     "--connect-timeout", str(config.connect_timeout_s),
                 ]  # fmt: skip
                 specs.append(
@@ -373,6 +376,7 @@ class ProjectRunner(threading.Thread):
                         runtime,
                         self.body.learner_platform(i),
                         placement=Placement(cluster=clusters.get(address)),
+                        env={"FLOPS_DATA_TAGS": ",".join(config.data_tags)},
                     )
                 )
         try:
@@ -397,23 +401,25 @@ class ProjectRunner(threading.Thread):
     def _spec(
         self, role: str, name: str, command: list[str], runtime: ServiceRuntime,
         platforms: list[str], *, ports: list[PortMapping] | None = None,
-        placement: Placement | None = None,
+        placement: Placement | None = None, env: dict[str, str] | None = None,
     ) -> ServiceSpec:  # fmt: skip
+        """A service of the project; user-supplied values go in `env`, never in `command`."""
         limits = self.body.resource_constraints
         return ServiceSpec(
             name=name, project_id=self.project_id, role=role, command=command, one_shot=True,
             platforms=list(platforms), **runtime.spec_fields(role),
             resources=Resources(memory_mb=limits.memory, vcpus=limits.vcpus),
-            env=self._callback_env(), ports=ports or [], placement=placement or Placement(),
+            env={**(env or {}), **self._callback_env()}, ports=ports or [],
+            placement=placement or Placement(),
         )  # fmt: skip
 
     def _deploy(
         self, role: str, name: str, command: list[str], runtime: ServiceRuntime,
         platforms: list[str], *, ports: list[PortMapping] | None = None,
-        placement: Placement | None = None,
+        placement: Placement | None = None, env: dict[str, str] | None = None,
     ) -> str:  # fmt: skip
         spec = self._spec(role, name, command, runtime, platforms, ports=ports,
-                          placement=placement)  # fmt: skip
+                          placement=placement, env=env)  # fmt: skip
         try:
             return self._deploy_spec(spec)
         except OrchestratorError as e:
