@@ -134,7 +134,6 @@ def test_a_chunked_body_over_the_limit_is_413(manager: ManagerProcess, repo_url:
         ({"training": {"data_tags": [f"t{i}" for i in range(65)]}},
          "training_configuration.data_tags"),
         ({"training": {"data_tags": ["t" * 129]}}, "training_configuration.data_tags"),
-        ({"training": {"data_tags": ["a b"]}}, "training_configuration.data_tags"),
         ({"training": {"strategy_params": {"eta": "x" * 17_000}}},
          "training_configuration.strategy_params"),
         ({"ml_repo_url": "https://git.example.org/" + "r" * 2048}, "ml_repo_url"),
@@ -152,7 +151,7 @@ def test_each_oversized_project_field_is_a_422_naming_it(
 
     response = manager.api("POST", "/projects", json=_body(repo_url, **fields))
 
-    assert named in _refused_field(response)
+    assert any(f == named or f.startswith(f"{named}.") for f in _refused_field(response))
     assert _projects(manager) == before
 
 
