@@ -19,6 +19,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from flops_manager.core.data_tags import DataTagError, stored_data_tags
 from flops_manager.environments import EnvironmentBuildError
 from flops_manager.lifecycle.cluster_plan import plan_clusters
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageStage
@@ -354,6 +355,10 @@ class ProjectRunner(threading.Thread):
     ) -> list[str]:
         """Deploy learners by the aggregator address they train with; their service ids."""
         config = self.body.training_configuration
+        try:
+            data_tags = stored_data_tags(self.body.customer_id, config.data_tags)
+        except DataTagError as e:
+            raise ProjectFailure(f"training_configuration.data_tags: {e}") from e
         specs = []
         for address, indexes in learners.items():
             for i in indexes:
@@ -362,7 +367,7 @@ class ProjectRunner(threading.Thread):
                     "--name", f"learner{i}", "--repo-dir", runtime.code_dir,
                     "--aggregator", address,
                     "--data-server", self.context.stack.data_server(i),
-                    "--data-tags", ",".join(config.data_tags),
+                    "--data-tags", ",".join(data_tags),
                     "--connect-timeout", str(config.connect_timeout_s),
                 ]  # fmt: skip
                 specs.append(

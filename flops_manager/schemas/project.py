@@ -9,6 +9,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from flops_aggregator.config import MLFlavor
 from flops_aggregator.strategies import STRATEGIES
+from flops_manager.core.data_tags import check_data_tag
 
 __all__ = [
     "ACTIVE_STATES",
@@ -57,7 +58,11 @@ class TrainingConfiguration(BaseModel):
     )
     data_tags: list[str] = Field(
         min_length=1,
-        description="Tags of the data on the learners' ML data servers to train on.",
+        description="Tags of the data on the learners' ML data servers to train on: `<tag>` "
+        "is the project owner's own data (pushed by or for that customer, stored as "
+        "`<customer>:<tag>`; no other customer's projects can read it), `shared:<tag>` the "
+        "admin's shared data (stored as plain `<tag>`). Each tag is 1-128 letters, digits, "
+        "`_` or `-`.",
     )
     training_rounds: int = Field(3, ge=1, le=10_000, description="Rounds of training.")
     training_cycles: int = Field(
@@ -85,8 +90,7 @@ class TrainingConfiguration(BaseModel):
     @classmethod
     def _tags_are_names(cls, tags: list[str]) -> list[str]:
         for tag in tags:
-            if not tag or "." in tag or "/" in tag or "," in tag:
-                raise ValueError(f"data tag {tag!r} must be non-empty without '.', '/' or ','")
+            check_data_tag(tag)
         return tags
 
     @field_validator("strategy")
