@@ -115,6 +115,7 @@ class MockDataResult(TypedDict):
 
     data_tag: str
     partitions: list[Any]
+    stored_data_tag: NotRequired[str]
     id: NotRequired[str]
     url: NotRequired[str]
     state: NotRequired[str]

@@ -91,7 +91,13 @@ def mock_data(
         ),
     ] = None,
     partitions: Annotated[int, typer.Option(min=1, help="Parts, spread over the nodes.")] = 3,
-    tag: Annotated[str, typer.Option(help="Data tag to store the parts under.")] = "digits",
+    tag: Annotated[
+        str,
+        typer.Option(
+            help="Data tag to store the parts under, in the owner's namespace (only the "
+            "owner's projects read it); `shared:TAG` (admin only) for every project."
+        ),
+    ] = "digits",
     partitioning: Annotated[
         Partitioning, typer.Option(help="iid, or dirichlet: non-IID label mixes (needs --alpha).")
     ] = Partitioning.IID,
@@ -134,9 +140,10 @@ def mock_data(
         return
     measure = result.get("measure") or {}
     skew = f"; label skew {measure['value']}" if measure.get("value") is not None else ""
+    stored = f"stored as {result['stored_data_tag']}; " if result.get("stored_data_tag") else ""
     console.print(
         f"Pushed {len(result['partitions'])} partitions of {name} under tag "
-        f"{result['data_tag']} ({job.strip() or 'done'}{skew})",
+        f"{result['data_tag']} ({stored}{job.strip() or 'done'}{skew})",
         highlight=False,
     )
     for partition in result["partitions"]:

@@ -19,6 +19,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from flops_manager.core.data_tags import DataTagError, stored_data_tags
 from flops_manager.environments import EnvironmentBuildError
 from flops_manager.lifecycle.cluster_plan import plan_clusters
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageStage
@@ -358,6 +359,10 @@ class ProjectRunner(threading.Thread):
     ) -> list[str]:
         """Deploy learners by the aggregator address they train with; their service ids."""
         config = self.body.training_configuration
+        try:
+            data_tags = stored_data_tags(self.body.customer_id, config.data_tags)
+        except DataTagError as e:
+            raise ProjectFailure(f"training_configuration.data_tags: {e}") from e
         specs = []
         for address, indexes in learners.items():
             for i in indexes:
@@ -376,7 +381,7 @@ class ProjectRunner(threading.Thread):
                         runtime,
                         self.body.learner_platform(i),
                         placement=Placement(cluster=clusters.get(address)),
-                        env={"FLOPS_DATA_TAGS": ",".join(config.data_tags)},
+                        env={"FLOPS_DATA_TAGS": ",".join(data_tags)},
                     )
                 )
         try:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from flops_manager.core.data_tags import DATA_TAG_MAX_LENGTH, DATA_TAG_PATTERN
 from flops_manager.services.tokens import CUSTOMER_ID_PATTERN
 from flops_utils.mock_data import BUNDLED_DATASETS, LABEL_COLUMN
 
@@ -55,7 +56,15 @@ class MockDataConfiguration(BaseModel):
         ge=1, le=1000, description="Partitions; partition i goes to learner node i mod nodes."
     )
     data_tag: str = Field(
-        min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$", description="Tag of the data."
+        min_length=1,
+        max_length=DATA_TAG_MAX_LENGTH,
+        pattern=DATA_TAG_PATTERN,
+        description="Tag of the data: 1-128 letters, digits, `_` or `-`. Tags are namespaced "
+        "by customer: the data is stored as `<customer>:<tag>` and only the customer's own "
+        "projects read it, by naming the same `<tag>` in `data_tags`. `shared:<tag>` (admin "
+        "only, as customer Admin) stores the admin's shared data as plain `<tag>`, which every "
+        "project may read by naming `shared:<tag>`. Replies show this tag as written and the "
+        "data servers' tag as `stored_data_tag`.",
     )
     label_column: str | None = Field(
         None,
@@ -109,7 +118,8 @@ class MockDataRequest(BaseModel):
         max_length=128,
         pattern=CUSTOMER_ID_PATTERN,
         validation_alias=AliasChoices("customerID", "customer_id"),
-        description="Whose job; a customer's token may name only itself (default: the caller).",
+        description="Whose job, and whose namespace the data tag is stored in; a customer's "
+        "token may name only itself (default: the caller).",
     )
     mock_data_configuration: MockDataConfiguration = Field(description="What data to provide.")
     partitioning: Partitioning = Field(

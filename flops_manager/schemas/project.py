@@ -10,6 +10,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from flops_aggregator.config import MLFlavor
 from flops_aggregator.strategies import STRATEGIES
+from flops_manager.core.data_tags import DATA_TAG_MAX_LENGTH, check_data_tag
 from flops_manager.repos.git_names import (
     MAX_REF_LENGTH,
     MAX_REPO_URL_LENGTH,
@@ -48,8 +49,8 @@ ACTIVE_STATES = frozenset(
 )
 
 
-MAX_DATA_TAG_LENGTH = 128
-"""Characters of one data tag (as `mock_data_configuration.data_tag`)."""
+MAX_DATA_TAG_LENGTH = DATA_TAG_MAX_LENGTH
+"""Characters of one data tag as users write it (`shared:` and 128 characters)."""
 MAX_DATA_TAGS = 64
 """Data tags one project may train on."""
 MAX_STRATEGY_PARAMS_BYTES = 16_384
@@ -77,8 +78,12 @@ class TrainingConfiguration(BaseModel):
     data_tags: list[Annotated[str, Field(max_length=MAX_DATA_TAG_LENGTH)]] = Field(
         min_length=1,
         max_length=MAX_DATA_TAGS,
-        description=f"Tags of the data on the learners' ML data servers to train on: 1 to "
-        f"{MAX_DATA_TAGS} tags of at most {MAX_DATA_TAG_LENGTH} characters.",
+        description=f"1 to {MAX_DATA_TAGS} tags of the data on the learners' ML data servers "
+        "to train on: `<tag>` "
+        "is the project owner's own data (pushed by or for that customer, stored as "
+        "`<customer>:<tag>`; no other customer's projects can read it), `shared:<tag>` the "
+        "admin's shared data (stored as plain `<tag>`). Each tag is 1-128 letters, digits, "
+        "`_` or `-`.",
     )
     training_rounds: int = Field(3, ge=1, le=10_000, description="Rounds of training.")
     training_cycles: int = Field(
@@ -108,8 +113,7 @@ class TrainingConfiguration(BaseModel):
     @classmethod
     def _tags_are_names(cls, tags: list[str]) -> list[str]:
         for tag in tags:
-            if not tag or "." in tag or "/" in tag or "," in tag:
-                raise ValueError(f"data tag {tag!r} must be non-empty without '.', '/' or ','")
+            check_data_tag(tag)
         return tags
 
     @field_validator("strategy_params")

@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from flops_manager.core.data_tags import SHARED_PREFIX, is_shared, stored_data_tag
 from flops_manager.db.models import MockDataJob, MockDataJobEvent, iso_utc
 from flops_manager.schemas.mock_data import ACTIVE_MOCK_STATES, MockDataRequest, MockJobState
-from flops_manager.services.tokens import Caller
+from flops_manager.services.tokens import ADMIN_CUSTOMER_ID, Caller
 
 __all__ = [
     "MockDataCleanupError",
@@ -20,6 +21,7 @@ __all__ = [
     "get_job",
     "job_view",
     "list_jobs",
+    "stored_tag_of",
 ]
 
 
@@ -42,16 +44,26 @@ class MockDataCleanupError(RuntimeError):
 def create_job(*, session: Session, caller: Caller, body: MockDataRequest) -> MockDataJob:
     """Persist a new job in `pending` for the caller's customer (the admin may name any).
 
+    The data goes under the owner's namespace (`stored_data_tag`); only the admin, as customer
+    `Admin`, may push the shared data `shared:<tag>`.
+
     Raises
     ------
     PermissionError
-        `customerID` names another customer and the caller is not the admin.
+        `customerID` names another customer and the caller is not the admin, or the tag is
+        `shared:<tag>` and the job is not the admin's own.
     """
     customer = body.customer_id
     if not caller.is_admin:
         if "customer_id" in body.model_fields_set and customer != caller.customer_id:
             raise PermissionError(f"customerID {customer!r} does not match the token's customer")
         customer = caller.customer_id
+    tag = body.mock_data_configuration.data_tag
+    if is_shared(tag) and not (caller.is_admin and customer == ADMIN_CUSTOMER_ID):
+        raise PermissionError(
+            f"data tag {tag!r}: only the admin, as customer {ADMIN_CUSTOMER_ID!r}, may push "
+            f"shared data; use a tag without {SHARED_PREFIX!r} for your own data"
+        )
     job = MockDataJob(
         customer_id=customer,
         state=MockJobState.PENDING.value,
@@ -92,6 +104,7 @@ def job_view(job: MockDataJob, *, events: bool = False) -> dict[str, Any]:
         "active": MockJobState(job.state) in ACTIVE_MOCK_STATES,
         "dataset_name": config.get("dataset_name"),
         "data_tag": job.data_tag,
+        "stored_data_tag": stored_tag_of(job),
         "partitioning": job.config.get("partitioning"),
         "measure": job.measure or None,
         "partitions": job.partitions,
@@ -103,6 +116,11 @@ def job_view(job: MockDataJob, *, events: bool = False) -> dict[str, Any]:
         view["config"] = job.config
         view["events"] = [event_view_of(e) for e in job.events]
     return view
+
+
+def stored_tag_of(job: MockDataJob) -> str:
+    """The data servers' tag of a job's partitions: its tag in its owner's namespace."""
+    return stored_data_tag(job.customer_id, job.data_tag)
 
 
 def event_view_of(event: MockDataJobEvent) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from flops_manager.services.mock_job_records import (
     get_job,
     job_view,
     list_jobs,
+    stored_tag_of,
 )
 from flops_utils.logs import get_logger
 from flops_utils.ml_data_client import DatasetNotFoundError, MLDataClient, MLDataError
@@ -131,6 +132,7 @@ class MockJobs:
         cancel = self._cancel.get(job_id) or threading.Event()
         pushed: list[dict[str, Any]] = []
         try:
+            tag = self._stored_tag(job_id)
             self._transition(job_id, MockJobState.RUNNING, "partitioning and pushing")
             parts = _partition(table, label_column, request)
             histograms = [label_histogram(p, label_column) if label_column else {} for p in parts]
@@ -153,7 +155,7 @@ class MockJobs:
                     break
                 address = servers.data_server(i)
                 with MLDataClient(address) as client:
-                    name = client.push_table(request.mock_data_configuration.data_tag, part)
+                    name = client.push_table(tag, part)
                 entry = {
                     "partition": i,
                     "node": i % servers.nodes,
@@ -191,7 +193,7 @@ class MockJobs:
                 job_id,
                 MockJobState.COMPLETED,
                 f"pushed {len(pushed)} partitions ({rows} rows) under tag "
-                f"{request.mock_data_configuration.data_tag}",
+                f"{request.mock_data_configuration.data_tag} (stored as {tag})",
             )
             return MockJobState.COMPLETED, False
         finally:
@@ -239,6 +241,14 @@ class MockJobs:
             f"deleted; dropped {len(partitions)} partitions from the data servers",
         )
         return MockJobState.DELETED
+
+    def _stored_tag(self, job_id: str) -> str:
+        """The data servers' tag of the job's partitions: in its owner's namespace."""
+        with self._database.session() as session:
+            job = session.get(MockDataJob, job_id)
+            if job is None:
+                raise MockJobNotFoundError(job_id)
+            return stored_tag_of(job)
 
     def _recover(self) -> None:
         with self._database.session() as session:

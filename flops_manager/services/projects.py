@@ -49,7 +49,7 @@ def create_project(*, session: Session, caller: Caller, body: ProjectCreate) -> 
     """Persist a new project in `pending`; return it and its services' callback token.
 
     A customer's project belongs to the token's customer; `customerID`, when given, must name
-    it. The admin may create projects for any customer.
+    it. The admin may create projects for any customer. `body.customer_id` is set to the owner.
 
     Raises
     ------
@@ -62,6 +62,8 @@ def create_project(*, session: Session, caller: Caller, body: ProjectCreate) -> 
         if named and customer != caller.customer_id:
             raise PermissionError(f"customerID {customer!r} does not match the token's customer")
         customer = caller.customer_id
+    # The runner names images and data-tag namespaces after the body's owner: the real one.
+    body.customer_id = customer
     token = generate_token()
     project = Project(
         customer_id=customer,

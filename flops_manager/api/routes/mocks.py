@@ -1,5 +1,7 @@
 """Mock data: `/api/flops/mocks` — put demo data on the learner nodes' data servers, list the
-jobs that did, read one, delete one (its partitions are dropped from the data servers)."""
+jobs that did, read one, delete one (its partitions are dropped from the data servers).
+
+Tags are stored in the job owner's namespace (`flops_manager.core.data_tags`)."""
 
 from __future__ import annotations
 
@@ -104,6 +106,12 @@ async def provide_mock_data(
 ) -> Any:
     """Split the dataset (IID or Dirichlet non-IID) and push partition i to node i's server.
 
+    Data tags are namespaced by customer: `data_tag: "digits"` of customer `acme` is stored
+    on the data servers as `acme:digits` (shown as `stored_data_tag`), and only acme's
+    projects read it, by naming `digits` in `data_tags`. The admin, as customer `Admin`, may
+    push `shared:digits`: stored as plain `digits`, readable by every project that names
+    `shared:digits`. A customer's `shared:` tag is a 403.
+
     By default the answer comes when the job has ended: 201 with `state: completed`, or an
     error with the job and the reason (502; 503 if a data server cannot be reached) after
     what was pushed has been dropped. With `?wait=false` the answer is a 201 in `pending` at
@@ -145,7 +153,10 @@ async def provide_mock_data(
 @router.get("/mocks")
 @router.get("/mocks/", include_in_schema=False)
 def list_mock_data_jobs(caller: CurrentCaller, session: SessionDep) -> list[dict[str, Any]]:
-    """The caller's mock-data jobs (every job for the admin), newest first."""
+    """The caller's mock-data jobs (every job for the admin), newest first.
+
+    Each shows `data_tag` as it was written and `stored_data_tag`, its tag on the data servers.
+    """
     return [service.job_view(j) for j in service.list_jobs(session=session, caller=caller)]
 
 

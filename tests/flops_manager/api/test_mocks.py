@@ -78,7 +78,7 @@ def body(dataset: str = "digits", partitions: int = 3, tag: str = "t", **extra: 
 
 
 def stored(nodes: LocalDataServers, tag: str) -> list[str]:
-    """Names of the datasets under `tag` on every node."""
+    """Names of the datasets under the data servers' tag `tag` (`<customer>:<tag>`), all nodes."""
     names = []
     for address in nodes.addresses:
         with MLDataClient(address) as client:
@@ -121,7 +121,7 @@ def test_dirichlet_job_completes_with_histograms_and_measure(
     assert [e["type"] for e in job["events"] if e["kind"] == "state"] == [
         "pending", "running", "completed",
     ]  # fmt: skip
-    assert sorted(stored(nodes, "t")) == sorted(p["dataset"] for p in job["partitions"])
+    assert sorted(stored(nodes, "Admin:t")) == sorted(p["dataset"] for p in job["partitions"])
 
 
 def test_default_is_iid_and_the_flops_body_still_works(
@@ -135,7 +135,7 @@ def test_default_is_iid_and_the_flops_body_still_works(
     assert [p["rows"] for p in result["partitions"]] == [50, 50, 50]
     assert {"partition", "node", "rows", "dataset"} <= set(result["partitions"][0])
     assert result["measure"]["value"] < 0.3
-    assert len(stored(nodes, "t")) == 3
+    assert len(stored(nodes, "Admin:t")) == 3
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -171,7 +171,7 @@ def test_files_from_the_datasets_dir(
     # No `label` column and IID: pushed, without label histograms.
     assert absolute.json()["partitions"][0]["label_histogram"] == {}
     assert absolute.json()["measure"]["value"] is None
-    assert len(stored(nodes, "rel")) == 4 and len(stored(nodes, "abs")) == 2
+    assert len(stored(nodes, "Admin:rel")) == 4 and len(stored(nodes, "Admin:abs")) == 2
 
 
 def test_unknown_dataset_is_422_listing_the_valid_ones(
@@ -216,7 +216,7 @@ def test_unusable_files_are_422(
 
     assert loc == ["body", "mock_data_configuration", "dataset_name"]
     assert expected in msg and BUNDLED in msg
-    assert stored(nodes, "t") == []
+    assert stored(nodes, "Admin:t") == []
 
 
 def test_bad_partitioning_and_label_column_are_422_naming_the_field(
@@ -248,7 +248,7 @@ def test_bad_partitioning_and_label_column_are_422_naming_the_field(
     assert "no label column 'label'" in no_label[0][1] and "label_column" in no_label[0][1]
     assert "no label column 'y'" in named_label[0][1]
     assert too_many[0][0] == ["body", "mock_data_configuration", "number_of_partitions"]
-    assert stored(nodes, "t") == []
+    assert stored(nodes, "Admin:t") == []
 
 
 def test_get_list_delete_lifecycle_and_customers(
@@ -265,7 +265,7 @@ def test_get_list_delete_lifecycle_and_customers(
     listed_bob = client.get(f"{MOCKS}/", headers=bob).json()
     as_bob = client.get(f"{MOCKS}/{job_id}", headers=bob)
     delete_as_bob = client.delete(f"{MOCKS}/{job_id}", headers=bob)
-    on_servers = stored(nodes, "wine")
+    on_servers = stored(nodes, "alice:wine")
     deleted = client.delete(f"{MOCKS}/{job_id}/", headers=alice)
     again = client.delete(f"{MOCKS}/{job_id}", headers=alice)
     after = client.get(f"{MOCKS}/{job_id}/", headers=alice).json()
@@ -280,7 +280,7 @@ def test_get_list_delete_lifecycle_and_customers(
     assert len(on_servers) == 3
     assert deleted.status_code == 200, deleted.text
     assert deleted.json() == {"id": job_id, "state": "deleted"}
-    assert stored(nodes, "wine") == []
+    assert stored(nodes, "alice:wine") == []
     assert again.status_code == 409 and "already deleted" in again.json()["detail"]
     assert after["state"] == "deleted"
     assert all(p["dropped"] for p in after["partitions"])
@@ -296,7 +296,7 @@ def test_wait_false_answers_pending_and_the_job_completes(
     assert created.json()["state"] == "pending"
     # The test client returns once the background task has run.
     assert client.get(created.json()["url"], headers=admin).json()["state"] == "completed"
-    assert len(stored(nodes, "async")) == 2
+    assert len(stored(nodes, "Admin:async")) == 2
 
 
 def test_a_failed_push_leaves_no_partial_partitions(
@@ -309,7 +309,7 @@ def test_a_failed_push_leaves_no_partial_partitions(
     assert failed.status_code == 503, failed.text
     answer = failed.json()
     assert answer["state"] == "failed" and "cannot reach the ML data server" in answer["detail"]
-    assert stored(LocalDataServers(nodes.addresses[:3]), "half") == []
+    assert stored(LocalDataServers(nodes.addresses[:3]), "Admin:half") == []
     job = client.get(answer["url"], headers=admin).json()
     assert [e["type"] for e in job["events"]].count("partition_dropped") == 3
 
@@ -332,9 +332,9 @@ def test_non_iid_job_on_the_real_manager_and_delete_drops_the_data(
         assert created.status_code == 201, created.text
         job = http.get(created.json()["url"]).json()
         servers = sorted({p["data_server"] for p in job["partitions"]})
-        before = [_names(address, "e2e") for address in servers]
+        before = [_names(address, "Admin:e2e") for address in servers]
         deleted = http.delete(f"{MOCKS}/{job['id']}")
-        after = [_names(address, "e2e") for address in servers]
+        after = [_names(address, "Admin:e2e") for address in servers]
 
     assert job["state"] == "completed" and job["measure"]["value"] > 0.5
     histograms = [e["data"]["label_histogram"] for e in job["events"]
@@ -348,3 +348,59 @@ def test_non_iid_job_on_the_real_manager_and_delete_drops_the_data(
 def _names(address: str, tag: str) -> list[str]:
     with MLDataClient(address) as client:
         return [info.name for info in client.list_datasets([tag])]
+
+
+def test_each_customers_tag_is_stored_in_its_own_namespace(
+    client: TestClient, admin: dict[str, str], nodes: LocalDataServers
+) -> None:
+    alice = customer_headers(client, admin, "alice")
+    carol = customer_headers(client, admin, "carol")
+
+    mine = client.post(
+        MOCKS, headers=alice, json=body("digits", 3, "digits") | {"customerID": "alice"}
+    )
+    # Without customerID the job is the caller's.
+    theirs = client.post(MOCKS, headers=carol, json=_without_customer(body("iris", 3, "digits")))
+    listed = client.get(MOCKS, headers=alice).json()
+
+    assert mine.status_code == 201 and theirs.status_code == 201, (mine.text, theirs.text)
+    assert (mine.json()["data_tag"], mine.json()["stored_data_tag"]) == ("digits", "alice:digits")
+    assert theirs.json()["stored_data_tag"] == "carol:digits"
+    assert "stored as alice:digits" in mine.json()["message"]
+    assert [(j["id"], j["stored_data_tag"]) for j in listed] == [
+        (mine.json()["id"], "alice:digits")
+    ]
+    assert sorted(stored(nodes, "alice:digits")) == sorted(
+        p["dataset"] for p in mine.json()["partitions"]
+    )
+    assert sum(p["rows"] for p in theirs.json()["partitions"]) == 150
+    assert len(stored(nodes, "carol:digits")) == 3
+    assert stored(nodes, "digits") == []  # nothing where every project could read it
+
+
+def test_only_the_admin_pushes_shared_data(
+    client: TestClient, admin: dict[str, str], nodes: LocalDataServers
+) -> None:
+    alice = customer_headers(client, admin, "alice")
+    shared = body("wine", 3, "shared:wine")
+
+    by_alice = client.post(MOCKS, headers=alice, json=shared | {"customerID": "alice"})
+    for_alice = client.post(MOCKS, headers=admin, json=shared | {"customerID": "alice"})
+    forged = client.post(
+        MOCKS, headers=alice, json=_without_customer(body("wine", 3, "carol:wine"))
+    )
+    by_admin = client.post(MOCKS, headers=admin, json=shared)
+
+    assert by_alice.status_code == 403 and "only the admin" in by_alice.json()["detail"]
+    assert for_alice.status_code == 403, for_alice.text
+    assert problems(forged)[0][0] == ["body", "mock_data_configuration", "data_tag"]
+    assert by_admin.status_code == 201, by_admin.text
+    assert by_admin.json()["data_tag"] == "shared:wine"
+    assert by_admin.json()["stored_data_tag"] == "wine"
+    assert len(stored(nodes, "wine")) == 3
+    assert stored(nodes, "alice:wine") == [] and stored(nodes, "Admin:wine") == []
+    assert client.get(MOCKS, headers=alice).json() == []
+
+
+def _without_customer(request: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in request.items() if k != "customerID"}

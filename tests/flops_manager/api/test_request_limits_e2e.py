@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flops_manager.core.data_tags import stored_data_tag
 from tests.flops_manager.api.conftest import ADMIN_TOKEN, service_pids
 from tests.flops_manager.api.manager_process import FINAL, ManagerProcess
 
@@ -227,7 +228,7 @@ def test_services_get_user_data_in_their_environment_not_argv(
         assert "--data-tags" not in argv and "--strategy-params" not in argv
         assert "--repo-url" not in argv and "--callback-token" not in argv
         if "flops_learner" in command_line:
-            assert env["FLOPS_DATA_TAGS"] == "digits"
+            assert env["FLOPS_DATA_TAGS"] == stored_data_tag("Admin", "digits")
         else:
             assert json.loads(env["FLOPS_STRATEGY_PARAMS"]) == params
             assert env["FLOPS_REPO_URL"] == repo_url

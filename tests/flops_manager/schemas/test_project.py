@@ -41,6 +41,10 @@ def test_an_original_flops_body_is_accepted() -> None:
         ({"training_rounds": 0}, "training_rounds", "greater than or equal to 1"),
         ({"strategy": "FedAverage"}, "strategy", "unknown strategy 'FedAverage'"),
         ({"data_tags": []}, "data_tags", "at least 1 item"),
+        # Only the owner's own tags and `shared:` ones: no way to name another namespace.
+        ({"data_tags": ["digits", "carol:digits"]}, "data_tags", "'carol:digits' must be"),
+        ({"data_tags": ["shared:carol:digits"]}, "data_tags", "letters, digits"),
+        ({"data_tags": ["digits,carol:digits"]}, "data_tags", "letters, digits"),
         ({"min_fit_clients": 3, "min_available_clients": 3, "learners": 2}, None, "exceeds"),
         ({"mode": "hierarchical", "training_cycles": 0}, "training_cycles", "greater than"),
     ],
@@ -55,6 +59,11 @@ def test_bad_training_configuration_names_the_field(
     assert first["loc"][0] == "training_configuration"
     if field is not None:
         assert field in first["loc"]
+
+
+def test_own_and_shared_data_tags_are_accepted() -> None:
+    project = ProjectCreate.model_validate(_body(data_tags=["digits", "shared:mnist", "a_b-1"]))
+    assert project.training_configuration.data_tags == ["digits", "shared:mnist", "a_b-1"]
 
 
 def test_hierarchical_mode_is_accepted_with_cycles() -> None:
