@@ -117,7 +117,8 @@ class EventReporter:
         self.delivered: list[Event] = []
         self.outcome_reported = False
         self._pending: deque[Event] = deque()
-        self._cond = threading.Condition()
+        # Re-entrant: `hurry()` may run in a signal handler on a thread inside `report()`.
+        self._cond = threading.Condition(threading.RLock())
         self._closing = False
         self._drain_deadline = float("inf")
         self._outcome_deadline = float("inf")
@@ -144,7 +145,10 @@ class EventReporter:
         return event
 
     def hurry(self) -> None:
-        """Send only the outcome from now on; drop the backlog (the process is told to stop)."""
+        """Send only the outcome from now on; drop the backlog (the process is told to stop).
+
+        Safe to call from a signal handler.
+        """
         with self._cond:
             self._closing = True
             self._drain_deadline = time.monotonic()
