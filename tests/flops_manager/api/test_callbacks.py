@@ -108,3 +108,16 @@ def test_a_list_needs_the_token_too(
         headers={"Authorization": "Bearer flops_wrong"},
     )  # fmt: skip
     assert response.status_code == 404
+
+
+def test_a_list_longer_than_the_limit_is_refused(
+    client: TestClient, database: Database, runtime: _Runtime
+) -> None:
+    project_id = _project(database)
+    response = client.post(
+        f"/api/flops/projects/{project_id}/callbacks",
+        json=[_event("round_completed", round=n) for n in range(1001)],
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert response.status_code == 422
+    assert runtime.lifecycle.delivered == []
