@@ -80,7 +80,12 @@ def confirmed_training(
                 "GET", "model-versions/search", params={"filter": f"name='{name}'"}
             ) or {}  # fmt: skip
     except (httpx.HTTPError, ValueError, KeyError) as e:
-        _log.warning("project=%s cannot ask MLflow about the training: %s", project_id, e)
+        # httpx's messages hold the URL, which may hold credentials: name the error only.
+        why = f"HTTP {e.response.status_code}" if isinstance(e, httpx.HTTPStatusError) else ""
+        _log.warning(
+            "project=%s cannot ask MLflow about the training: %s %s",
+            project_id, type(e).__name__, why,
+        )  # fmt: skip
         return None
     mine = [v for v in versions.get("model_versions", []) if v.get("run_id") == run_id]
     model = None
