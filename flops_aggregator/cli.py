@@ -23,7 +23,11 @@ from flops_utils.logs import configure_logging
 
 __all__ = ["app"]
 
-app = typer.Typer(add_completion=False, help="Run a FLOps aggregator (Flower server side).")
+app = typer.Typer(
+    add_completion=False,
+    help="Run a FLOps aggregator (Flower server side).",
+    pretty_exceptions_show_locals=False,  # a traceback must not print the callback token
+)
 
 
 @app.command()
@@ -129,8 +133,7 @@ def main(
         callback_url=config.callback_url,
         callback_token=callback_token,
     )
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _cancel)
+    _stop_on_signals(reporter)
     try:
         summary = _run(config, reporter)
     except AggregatorError as e:
@@ -160,11 +163,26 @@ def _run(config: AggregatorConfig, reporter: EventReporter) -> dict[str, object]
     }
 
 
-def _cancel(signum: int, frame: FrameType | None) -> None:
-    # Raised in the main thread, which runs the rounds: the run is closed and reported.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    raise CancelledError(f"stopped by {signal.Signals(signum).name}")
+def _stop_on_signals(reporter: EventReporter) -> None:
+    """SIGTERM and SIGINT stop training; once the outcome is reported they only hurry the exit.
+
+    During training the handler raises `CancelledError` in the main thread, which runs the
+    rounds: the run is closed (KILLED) and reported as failed. After `succeeded` or `failed`
+    was reported there is nothing left to cancel (a manager stops the aggregator as soon as it
+    has the outcome): the reporter sends the outcome if it is still on its way, drops the
+    rest, and the process ends as it would have, without a traceback.
+    """
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if reporter.outcome_reported:
+            reporter.hurry()
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        raise CancelledError(f"stopped by {signal.Signals(signum).name}")
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handle)
 
 
 def _json_object(option: str, text: str) -> dict[str, object]:

@@ -32,7 +32,12 @@ class Partitioning(StrEnum):
     DIRICHLET = "dirichlet"
 
 
-token_app = typer.Typer(help="API tokens (admin).", no_args_is_help=True, add_completion=False)
+token_app = typer.Typer(
+    help="API tokens (admin).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 app.add_typer(project_app, name="project")
 app.add_typer(token_app, name="token")
 app.command()(server)

@@ -18,6 +18,7 @@ project_app = typer.Typer(
     help="Create, follow and cancel federated-learning projects.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
 )
 
 ProjectId = Annotated[str, typer.Argument(help="The project's id.", show_default=False)]

@@ -16,7 +16,11 @@ from flops_utils.logs import configure_logging
 
 __all__ = ["app"]
 
-app = typer.Typer(add_completion=False, help="Run a FLOps learner (Flower client side).")
+app = typer.Typer(
+    add_completion=False,
+    help="Run a FLOps learner (Flower client side).",
+    pretty_exceptions_show_locals=False,  # a traceback must not print the callback token
+)
 
 
 @app.command()

@@ -12,7 +12,11 @@ from flops_utils.repo_checker import check_repo
 
 __all__ = ["app"]
 
-app = typer.Typer(add_completion=False, help="Check an ML repo against the FLOps contract.")
+app = typer.Typer(
+    add_completion=False,
+    help="Check an ML repo against the FLOps contract.",
+    pretty_exceptions_show_locals=False,
+)
 
 
 @app.command()

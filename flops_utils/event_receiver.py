@@ -15,14 +15,29 @@ __all__ = ["EventReceiver"]
 class EventReceiver:
     """Listen on loopback and keep every JSON event POSTed to `url`, in arrival order.
 
+    A request carries one event (a JSON object) or several (a JSON list), as the manager's
+    callback route takes them.
+
     Parameters
     ----------
     on_event : Callable[[dict[str, Any]], None] | None
         Called on the server thread for each event as it arrives.
+    delay_s : float
+        Seconds each request takes before it is answered (a slow receiver).
+    accept_lists : bool
+        `False` answers a list with 422, as a receiver that takes one event per request does.
     """
 
-    def __init__(self, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        delay_s: float = 0.0,
+        accept_lists: bool = True,
+    ) -> None:
         self.events: list[dict[str, Any]] = []
+        self.requests: list[int] = []
+        """Events per accepted request, in arrival order."""
         self._cond = threading.Condition()
         receiver = self
 
@@ -30,16 +45,24 @@ class EventReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 try:
-                    event = json.loads(body)
+                    payload = json.loads(body)
                 except json.JSONDecodeError:
                     self.send_response(400)
                     self.end_headers()
                     return
+                if isinstance(payload, list) and not accept_lists:
+                    self.send_response(422)
+                    self.end_headers()
+                    return
+                time.sleep(delay_s)
+                events = payload if isinstance(payload, list) else [payload]
                 with receiver._cond:
-                    receiver.events.append(event)
+                    receiver.events.extend(events)
+                    receiver.requests.append(len(events))
                     receiver._cond.notify_all()
                 if on_event is not None:
-                    on_event(event)
+                    for event in events:
+                        on_event(event)
                 self.send_response(204)
                 self.end_headers()
 

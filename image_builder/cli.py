@@ -43,7 +43,11 @@ __all__ = ["app", "default_base_image"]
 
 _log = get_logger("image_builder")
 
-app = typer.Typer(add_completion=False, help="Build FLOps container images from an ML repo.")
+app = typer.Typer(
+    add_completion=False,
+    help="Build FLOps container images from an ML repo.",
+    pretty_exceptions_show_locals=False,  # a traceback must not print tokens or passwords
+)
 
 _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 _DEFAULT_CA = Path("/etc/ssl/certs/ca-certificates.crt")

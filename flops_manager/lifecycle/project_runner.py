@@ -23,6 +23,7 @@ from flops_manager.core.data_tags import DataTagError, stored_data_tags
 from flops_manager.environments import EnvironmentBuildError
 from flops_manager.lifecycle.cluster_plan import plan_clusters
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageStage
+from flops_manager.lifecycle.mlflow_outcome import confirmed_training, describe_confirmation
 from flops_manager.lifecycle.post_training import INFERENCE_ROLE, PostTraining, PostTrainingFailure
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.lifecycle.runner_context import RunnerContext, ServiceRuntime
@@ -73,6 +74,7 @@ class ProjectRunner(threading.Thread):
             orchestrator=context.orchestrator, orchestrator_kind=context.orchestrator_kind,
             store=store, events=self.events, check_cancelled=self._check_cancelled,
             schedule_timeout_s=context.schedule_timeout_s,
+            confirm_outcome=self._confirm_from_mlflow,
         )  # fmt: skip
         self._commit = ""
 
@@ -141,6 +143,9 @@ class ProjectRunner(threading.Thread):
             runtime, {address: list(range(config.deployed_learners))}, {}
         )
         succeeded = self.watch.follow(aggregator, learners)
+        if succeeded.get("confirmed_by"):
+            message = f"trained {config.training_rounds} rounds; {describe_confirmation(succeeded)}"
+            return message, {"training": succeeded}
         metrics = succeeded.get("metrics", {})
         model = succeeded.get("model") or {}
         message = (
@@ -195,6 +200,10 @@ class ProjectRunner(threading.Thread):
         placement = {a: c for a, c in cluster_of_address.items() if c in placed}
         learners = self._deploy_learners(runtime, addresses, placement)
         succeeded = self.watch.follow(root, cluster_aggregators + learners, cluster_aggregators)
+        if succeeded.get("confirmed_by"):
+            message = (f"trained {config.training_cycles} cycles in {len(active)} clusters; "
+                       f"{describe_confirmation(succeeded)}")  # fmt: skip
+            return message, {"training": succeeded}
         metrics = succeeded.get("metrics", {})
         model = succeeded.get("model") or {}
         message = (
@@ -395,6 +404,13 @@ class ProjectRunner(threading.Thread):
             for service_id, spec in zip(ids, specs, strict=True):
                 self.watch.wait_started(service_id, f"learner {spec.name}")
         return ids
+
+    def _confirm_from_mlflow(self) -> dict[str, Any] | None:
+        """The training as MLflow records it, asked when the aggregator's outcome was lost."""
+        confirmed = confirmed_training(self.context.stack.tracking_url, self.project_id)
+        if confirmed is not None:
+            self.store.event("outcome_confirmed", describe_confirmation(confirmed), data=confirmed)
+        return confirmed
 
     def _callback_env(self) -> dict[str, str]:
         base = self.context.callback_base_url

@@ -20,6 +20,8 @@ from flops_manager.orchestrators import Orchestrator, ServiceState, ServiceStatu
 __all__ = ["ProjectFailure", "TrainingWatch", "exit_message"]
 
 _POLL_S = 0.5
+#: Seconds an aggregator that reported `succeeded` gets to deliver its last events and exit.
+_EXIT_GRACE_S = 20.0
 
 
 class ProjectFailure(Exception):
@@ -36,6 +38,10 @@ class TrainingWatch:
     events: queue.Queue[dict[str, Any]]
     check_cancelled: Callable[[], None]
     schedule_timeout_s: float = 300.0
+    confirm_outcome: Callable[[], dict[str, Any] | None] | None = None
+    """Asked when the top aggregator exits with code 0 without an outcome event: the
+    `succeeded` data another record (MLflow) confirms, or `None`."""
+    exit_grace_s: float = _EXIT_GRACE_S
     _learner_failures: dict[str, str] = field(default_factory=dict)
     _learner_reasons: dict[str, str] = field(default_factory=dict)
     _cluster_failures: dict[str, str] = field(default_factory=dict)
@@ -82,6 +88,7 @@ class TrainingWatch:
             source = self._note_failure(event)
             if event is not None and source == "aggregator":
                 if event["type"] == "succeeded":
+                    self._await_exit(aggregator)
                     return dict(event.get("data", {}))
                 if event["type"] == "failed":
                     reason = f"training failed: {event['data'].get('reason', '')}"
@@ -104,11 +111,27 @@ class TrainingWatch:
             if state.status.terminal and self.events.empty():
                 time.sleep(1.0)  # its last event may still be on its way
                 if self.events.empty():
+                    if state.exit_code == 0 and self.confirm_outcome is not None:
+                        confirmed = self.confirm_outcome()
+                        if confirmed is not None:
+                            return confirmed
                     lines = orchestrator.logs(aggregator, tail=8)
                     raise ProjectFailure(
                         "the aggregator stopped without reporting an outcome: "
                         + exit_message("aggregator", state.exit_code, lines)
                     )
+
+    def _await_exit(self, service_id: str) -> None:
+        """Let an aggregator that reported its outcome finish sending events and exit by itself.
+
+        Stopping it at once would cut its last events off (and signal it while it closes).
+        """
+        deadline = time.monotonic() + self.exit_grace_s
+        while time.monotonic() < deadline:
+            self.check_cancelled()
+            if self.orchestrator.status(service_id).status.terminal:
+                return
+            time.sleep(0.2)
 
     def _note_failure(self, event: dict[str, Any] | None) -> str:
         """Keep the reason of a cluster aggregator's or learner's `failed` event; its source."""

@@ -8,9 +8,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +26,9 @@ from flops_manager.services.projects import ProjectConflictError
 __all__ = ["router"]
 
 router = APIRouter(tags=["projects"], responses=AUTH_RESPONSES)
+
+#: Most events one callback request may carry (reporters send at most 200).
+MAX_EVENTS_PER_CALLBACK = 1000
 
 
 @router.post("/projects", status_code=status.HTTP_201_CREATED)
@@ -198,14 +202,24 @@ def cancel_project(
 )  # fmt: skip
 def receive_event(
     project_id: str,
-    event: dict[str, Any],
+    body: Annotated[
+        dict[str, Any] | Annotated[list[dict[str, Any]], Field(max_length=MAX_EVENTS_PER_CALLBACK)],
+        Body(),
+    ],
     session: SessionDep,
     runtime: RuntimeDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> None:
-    """Events from the project's own services (docs/events.md), with its callback token."""
+    """Events from the project's own services (docs/events.md), with its callback token.
+
+    The body is one event or a list of them (what reporters send since they batch), stored
+    and handed to the project's runner in list order, in one transaction.
+    """
     token = (authorization or "").removeprefix("Bearer ").strip()
     project = service.authorize_callback(session=session, project_id=project_id, token=token)
-    service.record_reported_event(session=session, project=project, event=event)
+    events = body if isinstance(body, list) else [body]
+    for event in events:
+        service.record_reported_event(session=session, project=project, event=event)
     session.commit()
-    runtime.lifecycle.deliver(project_id, event)
+    for event in events:
+        runtime.lifecycle.deliver(project_id, event)
