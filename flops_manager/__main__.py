@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from flops_manager.api import API_PREFIX
@@ -19,6 +23,8 @@ _log = get_logger("manager.api")
 
 #: Exit status for a configuration the manager cannot start with.
 EXIT_CONFIGURATION = 2
+#: Exit status when the server could not start (the port is taken), as uvicorn's.
+EXIT_STARTUP = 3
 
 
 def describe_settings_error(error: ValidationError) -> str:
@@ -48,7 +54,8 @@ def main() -> int:
     -------
     int
         0 after a clean shutdown, 2 when the settings cannot run a manager (no admin token,
-        invalid values); the reason is printed to stderr without a traceback.
+        invalid values); the reason is printed to stderr without a traceback; 3 when the
+        server could not start (its port is taken).
     """
     configure_logging()
     try:
@@ -62,8 +69,28 @@ def main() -> int:
         return EXIT_CONFIGURATION
     # The lifespan logs the database URL, redacted; the admin token is never logged.
     _log.info("FLOps manager on http://%s:%s%s/docs", settings.host, settings.port, API_PREFIX)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
-    return 0
+    return 0 if serve(app, host=settings.host, port=settings.port) else EXIT_STARTUP
+
+
+def serve(app: FastAPI, *, host: str, port: int) -> bool:
+    """Serve `app` with uvicorn until a signal stops it; whether it started (as `uvicorn.run`).
+
+    The signal's name is left in `app.state.stop_signal`, for the reason projects record.
+    """
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return bool(server.started)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app which signal stops it (projects record the reason)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        app = self.config.app
+        if isinstance(app, FastAPI) and not getattr(app.state, "stop_signal", None):
+            app.state.stop_signal = signal.Signals(sig).name
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

@@ -80,7 +80,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         if runtime is not None:
-            await run_in_threadpool(runtime.stop)
+            # Projects still running record why they end: `__main__.serve` names the signal.
+            reason = "the manager was stopped"
+            if signal_name := getattr(app.state, "stop_signal", None):
+                reason += f" ({signal_name})"
+            await run_in_threadpool(runtime.stop, reason)
             context.lifecycle = context.orchestrator = None
         if owned and context.database is not None:
             context.database.close()

@@ -5,6 +5,10 @@ pseudo-project `system`, so the orchestrator owns their processes and the manage
 checks that they answer. One data server stands for each learner node of the embedded
 default; learner `i` reads the data of node `i mod nodes`, as on real nodes each learner
 reads its own node's data under the same data tags.
+
+What a killed manager left running of these services is stopped (whole process groups) before
+they are started anew, and a port held by another program fails the start naming the port
+and its setting (see `stack_leftovers`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from flops_manager.lifecycle.stack_leftovers import port_problem, stop_leftovers
 from flops_manager.orchestrators import Orchestrator, RestartPolicy, ServiceSpec, ServiceStatus
 from flops_utils.logs import get_logger
 from flops_utils.ml_data_client import MLDataClient, MLDataError
@@ -72,6 +77,7 @@ class EmbeddedStack:
         self._health: tuple[float, tuple[bool, str]] | None = None
         self._lock = threading.Lock()
         self._services: dict[str, str] = {}
+        self._leftovers_stopped = False
         #: Whether every shared service has answered once.
         self.started = False
 
@@ -87,9 +93,13 @@ class EmbeddedStack:
     def ensure_started(self) -> None:
         """Deploy whatever is not running yet and wait until every part answers."""
         with self._lock:
+            if not self._leftovers_stopped:
+                stop_leftovers(self.orchestrator, SYSTEM_PROJECT, ours=self._services.values())
+                self._leftovers_stopped = True
             for name, spec in self._specs().items():
                 service_id = self._services.get(name)
                 if service_id is None or self.orchestrator.status(service_id).status.terminal:
+                    self._check_port(name)
                     self._services[name] = self.orchestrator.deploy(spec)
             self._wait_healthy()
             self.started = True
@@ -117,6 +127,19 @@ class EmbeddedStack:
             for service_id in self._services.values():
                 self.orchestrator.undeploy(service_id)
             self._services.clear()
+
+    def _check_port(self, name: str) -> None:
+        """Raise `StackError` naming the port and its setting if another program holds it."""
+        if name == "mlflow":
+            problem = port_problem("127.0.0.1", self.mlflow_port, "MLflow", "FLOPS_MLFLOW_PORT")
+        else:
+            node = int(name.removeprefix("dataserver"))
+            problem = port_problem(
+                "127.0.0.1", self.data_server_port + node, f"the data server of node {node}",
+                f"FLOPS_DATA_SERVER_PORT (node {node} listens on it + {node})",
+            )  # fmt: skip
+        if problem is not None:
+            raise StackError(problem)
 
     def _specs(self) -> dict[str, ServiceSpec]:
         python = sys.executable

@@ -24,6 +24,7 @@ from flops_manager.environments import EnvironmentBuildError
 from flops_manager.lifecycle.cluster_plan import plan_clusters
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageStage
 from flops_manager.lifecycle.mlflow_outcome import confirmed_training, describe_confirmation
+from flops_manager.lifecycle.mlflow_runs import RunStatus, end_running_runs
 from flops_manager.lifecycle.post_training import INFERENCE_ROLE, PostTraining, PostTrainingFailure
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.lifecycle.runner_context import RunnerContext, ServiceRuntime
@@ -77,14 +78,30 @@ class ProjectRunner(threading.Thread):
             confirm_outcome=self._confirm_from_mlflow,
         )  # fmt: skip
         self._commit = ""
+        self._stopped_by: str | None = None
 
     @property
     def project_id(self) -> str:
         """The project this runner carries."""
         return self.store.project_id
 
-    def cancel(self) -> None:
-        """Stop the project: its services are undeployed at once, the state becomes cancelled."""
+    def cancel(self, stopped_by: str | None = None) -> None:
+        """Stop the project: its services are undeployed at once.
+
+        Parameters
+        ----------
+        stopped_by : str | None
+            `None` when a user asked (`DELETE`): the project becomes `cancelled`. Otherwise
+            what stops the manager (`the manager was stopped (SIGTERM)`): nobody asked for
+            the project to end, so it becomes `failed` with that reason and the state it was
+            in, as a restarted manager records a project it found active.
+        """
+        if stopped_by is not None and not self.cancelled.is_set():
+            state = self.store.state()
+            self._stopped_by = (
+                f"{stopped_by} while the project was {state.value if state else 'running'}; "
+                "its services were stopped — submit the project again"
+            )
         self.cancelled.set()
         self._undeploy_all()
 
@@ -94,7 +111,7 @@ class ProjectRunner(threading.Thread):
         try:
             final = (ProjectState.COMPLETED, *self._run())
         except _Cancelled:
-            final = (ProjectState.CANCELLED, "cancelled by request; all services stopped", {})
+            final = self._interrupted()
         except ProjectFailure as e:
             final = (ProjectState.FAILED, str(e), {})
         except OrchestratorError as e:
@@ -104,11 +121,22 @@ class ProjectRunner(threading.Thread):
             _log.exception("project=%s runner crashed", self.project_id)
             final = (ProjectState.FAILED, f"internal error in the manager: {type(e).__name__}", {})
         if self.cancelled.is_set() and final[0] is not ProjectState.COMPLETED:
-            final = (ProjectState.CANCELLED, "cancelled by request; all services stopped", {})
+            final = self._interrupted()
         # A completed project's inference service keeps answering until the project is deleted.
         keep = {INFERENCE_ROLE} if final[0] is ProjectState.COMPLETED else set[str]()
         self._undeploy_all(keep=keep)
+        if final[0] is not ProjectState.COMPLETED:
+            # Its aggregators are gone: a run they did not end would stay RUNNING for good.
+            stopped = self.cancelled.is_set() or final[0] is ProjectState.CANCELLED
+            status: RunStatus = "KILLED" if stopped else "FAILED"
+            end_running_runs(self.context.stack.tracking_url, self.project_id, status)
         self.store.transition(final[0], final[1], **final[2])
+
+    def _interrupted(self) -> tuple[ProjectState, str, dict[str, Any]]:
+        """The final state of a project stopped from outside: by a user, or with the manager."""
+        if self._stopped_by is not None:
+            return ProjectState.FAILED, self._stopped_by, {}
+        return ProjectState.CANCELLED, "cancelled by request; all services stopped", {}
 
     def _run(self) -> tuple[str, dict[str, Any]]:
         health = self.context.orchestrator.health()

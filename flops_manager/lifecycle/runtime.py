@@ -132,9 +132,9 @@ class ManagerRuntime:
             self._orchestrator_health = cached
         return cached[1]
 
-    def stop(self) -> None:
-        """Cancel running projects, stop the shared services and every other service."""
-        self.lifecycle.shutdown()
+    def stop(self, reason: str = "the manager was stopped") -> None:
+        """End running projects (`failed` with `reason`), stop the shared and other services."""
+        self.lifecycle.shutdown(reason=reason)
         self.stack.stop()
         self.orchestrator.close()
         if self.stack_orchestrator is not None:
@@ -146,3 +146,5 @@ class ManagerRuntime:
         except StackError as e:
             self.stack_error = str(e)
             _log.error("embedded stack failed to start: %s", e)
+            return
+        self.lifecycle.end_recovered_runs()

@@ -70,7 +70,8 @@ def create_project(*, session: Session, caller: Caller, body: ProjectCreate) -> 
         state=ProjectState.PENDING.value,
         message="accepted",
         config=body.model_dump(mode="json", by_alias=False, exclude={"ml_repo_url"}),
-        repo_url=body.ml_repo_url,
+        # Never the credential: the runner clones with the URL it was handed in memory.
+        repo_url=redact_url(body.ml_repo_url),
         callback_token_hash=hash_token(token),
     )
     project.events.append(ProjectEvent(kind="state", type="pending", message="accepted"))

@@ -34,10 +34,11 @@ def test_main_serves_the_app_and_never_logs_secrets(
 ) -> None:
     served: dict[str, Any] = {}
 
-    def fake_run(app: FastAPI, **options: Any) -> None:
+    def fake_run(app: FastAPI, **options: Any) -> bool:
         served.update(options)
         with TestClient(app) as client:  # runs the lifespan, which opens the database
             served["health"] = client.get("/api/flops/health").status_code
+        return True
 
     def local_database(url: str) -> Database:
         served["database_url"] = url
@@ -46,7 +47,7 @@ def test_main_serves_the_app_and_never_logs_secrets(
     environment.setenv("FLOPS_ADMIN_TOKEN", ADMIN_TOKEN)
     environment.setenv("FLOPS_PORT", "6123")
     environment.setenv("FLOPS_DATABASE_URL", "postgresql+psycopg://flops:hunter2@db/flops")
-    environment.setattr(entry.uvicorn, "run", fake_run)
+    environment.setattr(entry, "serve", fake_run)
     environment.setattr(flops_manager.main, "Database", local_database)
     # This test is about the entry point; the project runtime has its own tests.
     real_create_app = entry.create_app
