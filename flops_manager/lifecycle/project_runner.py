@@ -22,6 +22,7 @@ from typing import Any
 from flops_manager.environments import EnvironmentBuildError
 from flops_manager.lifecycle.cluster_plan import plan_clusters
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageStage
+from flops_manager.lifecycle.learner_shortfall import LearnerGroup, hierarchy_groups
 from flops_manager.lifecycle.post_training import INFERENCE_ROLE, PostTraining, PostTrainingFailure
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.lifecycle.runner_context import RunnerContext, ServiceRuntime
@@ -139,7 +140,9 @@ class ProjectRunner(threading.Thread):
         learners = self._deploy_learners(
             runtime, {address: list(range(config.deployed_learners))}, {}
         )
-        succeeded = self.watch.follow(aggregator, learners)
+        group = LearnerGroup("aggregator", learners, config.min_available_clients,
+                             config.min_fit_clients)  # fmt: skip
+        succeeded = self.watch.follow(aggregator, learners, groups=[group])
         metrics = succeeded.get("metrics", {})
         model = succeeded.get("model") or {}
         message = (
@@ -193,7 +196,13 @@ class ProjectRunner(threading.Thread):
             cluster_of_address[address] = name
         placement = {a: c for a, c in cluster_of_address.items() if c in placed}
         learners = self._deploy_learners(runtime, addresses, placement)
-        succeeded = self.watch.follow(root, cluster_aggregators + learners, cluster_aggregators)
+        ids = iter(learners)  # deployed in the order of `addresses`
+        members = {cluster_of_address[a]: [next(ids) for _ in i] for a, i in addresses.items()}
+        groups = hierarchy_groups(cluster_aggregators, members, config.min_available_clients,
+                                  config.min_fit_clients)  # fmt: skip
+        succeeded = self.watch.follow(
+            root, cluster_aggregators + learners, cluster_aggregators, groups=groups
+        )
         metrics = succeeded.get("metrics", {})
         model = succeeded.get("model") or {}
         message = (
