@@ -21,6 +21,7 @@ from typing import Any
 
 from flops_manager.environments import EnvironmentBuildError
 from flops_manager.lifecycle.cluster_plan import plan_clusters
+from flops_manager.lifecycle.embedded_stack import StackError
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageStage
 from flops_manager.lifecycle.learner_shortfall import LearnerGroup, hierarchy_groups
 from flops_manager.lifecycle.post_training import INFERENCE_ROLE, PostTraining, PostTrainingFailure
@@ -39,6 +40,7 @@ from flops_manager.repos import RepoFetchError, RepoPolicyError, fetch_repo
 from flops_manager.schemas import ProjectCreate, ProjectState
 from flops_manager.schemas.project import PostTrainingStep
 from flops_utils.logs import get_logger
+from flops_utils.ml_data_client import MLDataError
 from flops_utils.redact import redact_url
 from flops_utils.repo_checker import check_repo
 from flops_utils.round_config import strategy_problem
@@ -98,6 +100,8 @@ class ProjectRunner(threading.Thread):
         except OrchestratorError as e:
             final = (ProjectState.FAILED, f"the {self.context.orchestrator_kind} orchestrator "
                      f"failed: {e}", {})  # fmt: skip
+        except (StackError, MLDataError) as e:  # their messages name the service and address
+            final = (ProjectState.FAILED, str(e), {})
         except Exception as e:
             _log.exception("project=%s runner crashed", self.project_id)
             final = (ProjectState.FAILED, f"internal error in the manager: {type(e).__name__}", {})
