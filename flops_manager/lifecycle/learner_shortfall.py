@@ -7,7 +7,9 @@ processes fail and ends the project within seconds instead, with the learners' o
 
 A learner that exits with code 0 (the aggregator ended its training) still counts as there:
 only failed or stopped learners are lost. The aggregator gets a short grace to report its own
-outcome first, because its reason (a failed round, say) explains the end best.
+outcome first, because its reason (a failed round, say) explains the end best: 3 s while it
+waits for learners to connect (it would notice nothing before its connect timeout), 10 s once
+training runs (a round in progress notices lost learners at once and fails by itself).
 """
 
 from __future__ import annotations
@@ -70,12 +72,15 @@ class LearnerShortfall:
     groups : Sequence[LearnerGroup]
         Every aggregator's learners.
     grace_s : float
-        How long a shortfall must last before it is the reason; meanwhile the aggregator
-        may report its own outcome.
+        How long a shortfall must last before it is the reason, while the aggregator waits
+        for learners to connect; meanwhile it may report its own outcome.
+    started_grace_s : float
+        The same once training runs.
     """
 
     groups: Sequence[LearnerGroup]
     grace_s: float = 3.0
+    started_grace_s: float = 10.0
     _since: float | None = field(default=None, init=False)
 
     def note(self, event: dict[str, Any] | None) -> None:
@@ -102,14 +107,16 @@ class LearnerShortfall:
         statuses : Mapping[str, ServiceStatus]
             The current status of each learner (a missing one counts as running).
         """
-        found = next((r for r in (self._group_reason(g, statuses) for g in self.groups) if r), None)
-        if found is None:
+        short = [(g, r) for g in self.groups if (r := self._group_reason(g, statuses))]
+        if not short:
             self._since = None
             return None
+        group, reason = short[0]
         now = time.monotonic()
         if self._since is None:
             self._since = now
-        return found if now - self._since >= self.grace_s else None
+        grace = self.started_grace_s if group.started else self.grace_s
+        return reason if now - self._since >= grace else None
 
     @staticmethod
     def _group_reason(group: LearnerGroup, statuses: Mapping[str, ServiceStatus]) -> str | None:
