@@ -32,6 +32,7 @@ from mlflow.utils.async_logging.run_operations import RunOperations
 from flops_aggregator.config import MLFlavor
 from flops_aggregator.errors import TrackingError
 from flops_utils.logs import get_logger
+from flops_utils.redact import redact_url
 
 __all__ = ["CHAMPION_ALIAS", "MlflowTracker", "RegisteredModel", "mlflow_http_settings"]
 
@@ -106,6 +107,7 @@ class MlflowTracker:
         self.experiment = experiment
         self.project_id = project_id
         self.timeout_s = timeout_s
+        self._shown_uri = redact_url(tracking_uri)  # for messages: no credentials
         self.run_id: str | None = None
         self._pending: list[RunOperations] = []
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -137,7 +139,7 @@ class MlflowTracker:
         try:
             run_id = self._bounded("starting the run", start)
         except MlflowException as e:
-            raise TrackingError(f"MLflow at {self.tracking_uri} refused the run: {e}") from e
+            raise TrackingError(f"MLflow at {self._shown_uri} refused the run: {e}") from e
         _log.info("project=%s mlflow run %s in %s", self.project_id, run_id, self.experiment)
         return run_id
 
@@ -197,7 +199,7 @@ class MlflowTracker:
             info, version = self._bounded("storing and registering the model", store)
         except MlflowException as e:
             raise TrackingError(
-                f"MLflow at {self.tracking_uri} could not store the trained model: {e}"
+                f"MLflow at {self._shown_uri} could not store the trained model: {e}"
             ) from e
         _log.info(
             "project=%s registered model %s version %s as %s",
@@ -246,7 +248,7 @@ class MlflowTracker:
         worker.join(self.timeout_s)
         if worker.is_alive():
             raise TrackingError(
-                f"MLflow at {self.tracking_uri} did not answer within {self.timeout_s:g} s "
+                f"MLflow at {self._shown_uri} did not answer within {self.timeout_s:g} s "
                 f"while {doing}"
             )
         if failure:
@@ -291,7 +293,7 @@ class MlflowTracker:
             ).raise_for_status()
         except httpx.HTTPError as e:
             raise TrackingError(
-                f"MLflow tracking server at {self.tracking_uri} is unreachable ({e}); "
+                f"MLflow tracking server at {self._shown_uri} is unreachable ({e}); "
                 f"start it or correct the tracking URI"
             ) from e
 
