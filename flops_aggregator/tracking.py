@@ -54,11 +54,13 @@ _FLAVORS: dict[MLFlavor, tuple[str, dict[str, Any]]] = {
 def mlflow_http_settings(timeout_s: float) -> dict[str, str]:
     """MLflow's client settings (environment variables) that bound each HTTP request.
 
-    A request may take `timeout_s`; a failed one is retried twice after 1 and 2 s, so that a
-    tracking server that restarts is waited for but one that is gone fails the step quickly.
+    A request may wait a third of `timeout_s` for an answer and is tried three times (after 1
+    and 2 s), so that a tracking server that restarts is waited for, and a request to one that
+    stopped answering ends about when the step's own deadline does (MLflow's background
+    sender of round metrics, which the process waits for at exit, included).
     """
     return {
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout_s))),
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout_s / 3))),
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
         "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
@@ -108,6 +110,7 @@ class MlflowTracker:
         self.project_id = project_id
         self.timeout_s = timeout_s
         self._shown_uri = redact_url(tracking_uri)  # for messages: no credentials
+        self._unanswered = False  # a step ran out of time: MLflow is not answering
         self.run_id: str | None = None
         self._pending: list[RunOperations] = []
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -215,6 +218,12 @@ class MlflowTracker:
         run_id = self.run_id
         if run_id is None:
             return
+        if self._unanswered:
+            _log.warning(
+                "project=%s MLflow at %s did not answer before; run %s is left as it is",
+                self.project_id, self._shown_uri, run_id,
+            )  # fmt: skip
+            return
         pending, self._pending = self._pending, []
         status = "FINISHED" if succeeded else "KILLED" if killed else "FAILED"
 
@@ -247,6 +256,7 @@ class MlflowTracker:
         worker.start()
         worker.join(self.timeout_s)
         if worker.is_alive():
+            self._unanswered = True
             raise TrackingError(
                 f"MLflow at {self._shown_uri} did not answer within {self.timeout_s:g} s "
                 f"while {doing}"
