@@ -84,6 +84,7 @@ def run_aggregator(config: AggregatorConfig, *, reporter: EventReporter) -> Aggr
                 tracking_uri=config.mlflow_uri,
                 experiment=config.experiment,
                 project_id=config.project_id,
+                timeout_s=config.mlflow_timeout,
             )
             run_id = tracker.start(params=run_params(config), tags=run_tags(config))
             if round_config is not None:

@@ -18,6 +18,7 @@ from flops_aggregator.app import run_aggregator
 from flops_aggregator.cluster import run_cluster
 from flops_aggregator.config import AggregatorConfig, Hierarchy, MLFlavor
 from flops_aggregator.errors import AggregatorError, CancelledError
+from flops_aggregator.tracking import mlflow_http_settings
 from flops_utils.events import EventReporter
 from flops_utils.logs import configure_logging
 
@@ -56,6 +57,9 @@ def main(
     metrics_flush_seconds: Annotated[
         int, typer.Option(help="Send round metrics to MLflow in batches this often (0: each).")
     ] = 2,
+    mlflow_timeout: Annotated[
+        float, typer.Option(help="Seconds MLflow may take per request and per tracking step.")
+    ] = 60.0,
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
     model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
     repo_url: Annotated[
@@ -112,6 +116,7 @@ def main(
             connect_timeout=connect_timeout,
             mlflow_uri=mlflow_uri,
             metrics_flush_seconds=metrics_flush_seconds,
+            mlflow_timeout=mlflow_timeout,
             experiment_name=experiment,
             registered_model_name=model_name,
             repo_url=repo_url,
@@ -124,6 +129,8 @@ def main(
     except (ValidationError, ValueError) as e:
         typer.echo(f"error: invalid configuration: {_first_error(e)}", err=True)
         raise typer.Exit(2) from e
+    # MLflow's own defaults retry a request for about 4 minutes; bound every request.
+    os.environ.update(mlflow_http_settings(config.mlflow_timeout))
     if config.metrics_flush_seconds > 0:
         # MLflow's async logging merges what was queued within this window into one request.
         os.environ["MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"] = str(config.metrics_flush_seconds)

@@ -84,6 +84,7 @@ def run_cluster(config: AggregatorConfig, *, reporter: EventReporter) -> Cluster
                 tracking_uri=config.mlflow_uri,
                 experiment=config.experiment,
                 project_id=config.project_id,
+                timeout_s=config.mlflow_timeout,
             )
             tracker.start(
                 params=run_params(config),

@@ -67,6 +67,13 @@ class AggregatorConfig(BaseModel):
         "(0: one request per round). Each request costs the tracking server about 9 ms of CPU, "
         "which would slow rounds of small models sharing its host.",
     )
+    mlflow_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds MLflow may take to start the run, store and register the model or "
+        "close the run (each HTTP request, and each step as a whole) before the run fails "
+        "naming MLflow.",
+    )
     experiment_name: str | None = None
     registered_model_name: str | None = None
     repo_url: str | None = None

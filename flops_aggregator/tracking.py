@@ -5,15 +5,22 @@ asynchronously (MLflow's own async logging queue) so that a slow tracking server
 stretch the rounds; `finish()` flushes the queue. The best model is logged with the MLflow
 module of the repo's flavor, registered under the project's model name, and given the alias
 `champion`.
+
+No wait on MLflow is unbounded: `mlflow_http_settings` caps each HTTP request and its retries
+(MLflow's defaults retry for about 4 minutes, each request up to 120 s), and each step
+(start, storing the model, closing the run) runs against a deadline of its own, after which
+the run fails with a reason that names MLflow and its URL. A step that times out leaves its
+thread behind; MLflow's request timeout ends it.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import httpx
 import mlflow
@@ -25,10 +32,12 @@ from mlflow.utils.async_logging.run_operations import RunOperations
 from flops_aggregator.config import MLFlavor
 from flops_aggregator.errors import TrackingError
 from flops_utils.logs import get_logger
+from flops_utils.redact import redact_url
 
-__all__ = ["CHAMPION_ALIAS", "MlflowTracker", "RegisteredModel"]
+__all__ = ["CHAMPION_ALIAS", "MlflowTracker", "RegisteredModel", "mlflow_http_settings"]
 
 CHAMPION_ALIAS = "champion"
+_T = TypeVar("_T")
 
 _log = get_logger("aggregator.tracking")
 
@@ -40,6 +49,22 @@ _FLAVORS: dict[MLFlavor, tuple[str, dict[str, Any]]] = {
     MLFlavor.TENSORFLOW: ("mlflow.tensorflow", {}),
     MLFlavor.KERAS: ("mlflow.tensorflow", {}),
 }
+
+
+def mlflow_http_settings(timeout_s: float) -> dict[str, str]:
+    """MLflow's client settings (environment variables) that bound each HTTP request.
+
+    A request may wait a third of `timeout_s` for an answer and is tried three times (after 1
+    and 2 s), so that a tracking server that restarts is waited for, and a request to one that
+    stopped answering ends about when the step's own deadline does (MLflow's background
+    sender of round metrics, which the process waits for at exit, included).
+    """
+    return {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout_s / 3))),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    }
 
 
 class RegisteredModel:
@@ -73,12 +98,19 @@ class MlflowTracker:
         Experiment name (one per project).
     project_id : str
         Tagged on the run and used in log lines.
+    timeout_s : float
+        Seconds each step (start, storing the model, closing the run) may wait for MLflow.
     """
 
-    def __init__(self, *, tracking_uri: str, experiment: str, project_id: str) -> None:
+    def __init__(
+        self, *, tracking_uri: str, experiment: str, project_id: str, timeout_s: float = 60.0
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.project_id = project_id
+        self.timeout_s = timeout_s
+        self._shown_uri = redact_url(tracking_uri)  # for messages: no credentials
+        self._unanswered = False  # a step ran out of time: MLflow is not answering
         self.run_id: str | None = None
         self._pending: list[RunOperations] = []
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -91,23 +123,28 @@ class MlflowTracker:
         The run is named `run_name`, by default `<project id>-<unix time>`.
         """
         self._check_reachable()
-        try:
+
+        def start() -> str:
             experiment_id = self._experiment_id()
             run = self._client.create_run(
                 experiment_id, run_name=run_name or f"{self.project_id}-{int(time.time())}"
             )
-            self.run_id = run.info.run_id
+            self.run_id = run.info.run_id  # closed as FAILED if what follows fails
             self._client.log_batch(
-                self.run_id,
+                run.info.run_id,
                 params=[Param(k, _param_value(v)) for k, v in params.items()],
                 tags=[
                     RunTag(k, v) for k, v in {**tags, "flops.project_id": self.project_id}.items()
                 ],
             )
+            return str(run.info.run_id)
+
+        try:
+            run_id = self._bounded("starting the run", start)
         except MlflowException as e:
-            raise TrackingError(f"MLflow at {self.tracking_uri} refused the run: {e}") from e
-        _log.info("project=%s mlflow run %s in %s", self.project_id, self.run_id, self.experiment)
-        return self.run_id
+            raise TrackingError(f"MLflow at {self._shown_uri} refused the run: {e}") from e
+        _log.info("project=%s mlflow run %s in %s", self.project_id, run_id, self.experiment)
+        return run_id
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         """Queue `metrics` at `step` (the round); does not wait for the server."""
@@ -145,8 +182,10 @@ class MlflowTracker:
             raise TrackingError(f"cannot log a {flavor} model: {module_name} unavailable") from e
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        try:
-            with mlflow.start_run(run_id=self._run()):
+        run_id = self._run()
+
+        def store() -> tuple[Any, str]:
+            with mlflow.start_run(run_id=run_id):
                 info = module.log_model(
                     model,
                     name="model",
@@ -157,8 +196,14 @@ class MlflowTracker:
                 )
             version = str(info.registered_model_version)
             self._client.set_registered_model_alias(registered_name, CHAMPION_ALIAS, version)
+            return info, version
+
+        try:
+            info, version = self._bounded("storing and registering the model", store)
         except MlflowException as e:
-            raise TrackingError(f"MLflow could not store the trained model: {e}") from e
+            raise TrackingError(
+                f"MLflow at {self._shown_uri} could not store the trained model: {e}"
+            ) from e
         _log.info(
             "project=%s registered model %s version %s as %s",
             self.project_id,
@@ -170,16 +215,55 @@ class MlflowTracker:
 
     def finish(self, *, succeeded: bool, killed: bool = False) -> None:
         """Flush queued metrics and close the run as FINISHED, FAILED or KILLED."""
-        if self.run_id is None:
+        run_id = self.run_id
+        if run_id is None:
             return
-        try:
-            for operations in self._pending:
+        if self._unanswered:
+            _log.warning(
+                "project=%s MLflow at %s did not answer before; run %s is left as it is",
+                self.project_id, self._shown_uri, run_id,
+            )  # fmt: skip
+            return
+        pending, self._pending = self._pending, []
+        status = "FINISHED" if succeeded else "KILLED" if killed else "FAILED"
+
+        def close() -> None:
+            for operations in pending:
                 operations.wait()  # type: ignore[no-untyped-call]
-            self._pending.clear()
-            status = "FINISHED" if succeeded else "KILLED" if killed else "FAILED"
-            self._client.set_terminated(self.run_id, status)
-        except MlflowException as e:
+            self._client.set_terminated(run_id, status)
+
+        try:
+            self._bounded("sending the round metrics and closing the run", close)
+        except (MlflowException, TrackingError) as e:
             _log.warning("project=%s could not close the MLflow run: %s", self.project_id, e)
+
+    def _bounded(self, doing: str, step: Callable[[], _T]) -> _T:
+        """Run `step` on a thread of its own; `TrackingError` if it takes over `timeout_s`.
+
+        Its exceptions are raised here. On a timeout the thread (a daemon, so that it does not
+        hold up the process's exit) ends when MLflow's own request timeout ends its request.
+        """
+        outcome: list[_T] = []
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                outcome.append(step())
+            except BaseException as e:  # handed to the caller's thread
+                failure.append(e)
+
+        worker = threading.Thread(target=run, name=f"mlflow: {doing}", daemon=True)
+        worker.start()
+        worker.join(self.timeout_s)
+        if worker.is_alive():
+            self._unanswered = True
+            raise TrackingError(
+                f"MLflow at {self._shown_uri} did not answer within {self.timeout_s:g} s "
+                f"while {doing}"
+            )
+        if failure:
+            raise failure[0]
+        return outcome[0]
 
     def _experiment_id(self) -> str:
         """The project's experiment, created if needed.
@@ -214,10 +298,12 @@ class MlflowTracker:
         if not self.tracking_uri.startswith(("http://", "https://")):
             return
         try:
-            httpx.get(f"{self.tracking_uri.rstrip('/')}/health", timeout=10.0).raise_for_status()
+            httpx.get(
+                f"{self.tracking_uri.rstrip('/')}/health", timeout=min(10.0, self.timeout_s)
+            ).raise_for_status()
         except httpx.HTTPError as e:
             raise TrackingError(
-                f"MLflow tracking server at {self.tracking_uri} is unreachable ({e}); "
+                f"MLflow tracking server at {self._shown_uri} is unreachable ({e}); "
                 f"start it or correct the tracking URI"
             ) from e
 

@@ -128,12 +128,17 @@ class MLDataClient:
     address : str
         The server, as `grpc://host:port` or `host:port`.
     timeout : float | None
-        Seconds a listing or drop call may take; data transfers are not limited.
+        Seconds a listing or drop call may take.
+    transfer_timeout : float | None
+        Seconds one dataset's push or fetch may take; None (the default) does not limit them.
     """
 
-    def __init__(self, address: str, *, timeout: float | None = 30.0) -> None:
+    def __init__(
+        self, address: str, *, timeout: float | None = 30.0, transfer_timeout: float | None = None
+    ) -> None:
         self._address = _normalize_address(address)
         self._options = flight.FlightCallOptions(timeout=timeout)
+        self._transfer_options = flight.FlightCallOptions(timeout=transfer_timeout)
         try:
             self._client = flight.FlightClient(self._address)
         except (pa.ArrowException, ValueError) as e:
@@ -163,7 +168,9 @@ class MLDataClient:
         """Store `table` on the server under `data_tag` and return the new dataset's name."""
         name = f"{_check_tag(data_tag)}.{uuid.uuid4().hex}.parquet"
         try:
-            writer, _ = self._client.do_put(flight.FlightDescriptor.for_path(name), table.schema)
+            writer, _ = self._client.do_put(
+                flight.FlightDescriptor.for_path(name), table.schema, self._transfer_options
+            )
             writer.write_table(table)
             writer.close()
         except flight.FlightError as e:
@@ -218,7 +225,8 @@ class MLDataClient:
         tables: list[pa.Table] = []
         for name, info in flights:
             try:
-                tables.append(self._client.do_get(info.endpoints[0].ticket).read_all())
+                ticket = info.endpoints[0].ticket
+                tables.append(self._client.do_get(ticket, self._transfer_options).read_all())
             except flight.FlightError as e:
                 self._raise(e, f"could not fetch dataset {name}")
         try:

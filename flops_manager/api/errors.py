@@ -22,6 +22,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flops_manager.lifecycle.embedded_stack import StackError
 from flops_manager.lifecycle.teardown import ServicesNotStoppedError
 from flops_manager.repos.git_checkout import RepoPolicyError
 from flops_manager.services.mock_jobs import (
@@ -89,6 +90,7 @@ ERROR_CATALOG: dict[type[Exception], tuple[int, str]] = {
     MockJobConflictError: (409, "{exc}"),
     MockDataCleanupError: (503, "{exc}"),
     ServicesNotStoppedError: (503, "{exc}"),
+    StackError: (503, "{exc}"),
     ManagerNotReadyError: (503, "the manager is starting or stopping; try again shortly"),
 }
 

@@ -29,10 +29,12 @@ __all__ = ["SYSTEM_PROJECT", "EmbeddedStack", "StackError"]
 
 SYSTEM_PROJECT = "system"
 _log = get_logger("manager.stack")
+_PROBE_S = 2.0  # one health probe's limit
 
 
 class StackError(RuntimeError):
-    """Raised when MLflow or a data server does not come up; the message says which and why."""
+    """Raised when MLflow or a data server does not come up or answer; the message says which
+    (with its address) and why, and is safe to show users."""
 
 
 class EmbeddedStack:
@@ -52,6 +54,11 @@ class EmbeddedStack:
         An MLflow server to use instead of starting one (then only the data servers start).
     health_ttl : float
         Seconds a health answer is reused, so that a busy health endpoint does not load MLflow.
+    startup_timeout : float
+        Seconds a service that was just started may take to answer.
+    answer_timeout : float
+        Seconds a service that answered before and still runs may take to answer again (a
+        stopped or overloaded process), before whatever needs it fails naming it.
     """
 
     def __init__(
@@ -65,6 +72,7 @@ class EmbeddedStack:
         startup_timeout: float = 120.0,
         tracking_uri: str | None = None,
         health_ttl: float = 2.0,
+        answer_timeout: float = 10.0,
     ) -> None:
         self.orchestrator = orchestrator
         self.data_dir = data_dir
@@ -72,12 +80,14 @@ class EmbeddedStack:
         self.data_server_port = data_server_port
         self.nodes = nodes
         self.startup_timeout = startup_timeout
+        self.answer_timeout = answer_timeout
         self.external_tracking_uri = tracking_uri.rstrip("/") if tracking_uri else None
         self.health_ttl = health_ttl
         self._health: tuple[float, tuple[bool, str]] | None = None
         self._lock = threading.Lock()
         self._services: dict[str, str] = {}
         self._leftovers_stopped = False
+        self._answered: set[str] = set()  # running services that have answered once
         #: Whether every shared service has answered once.
         self.started = False
 
@@ -101,6 +111,7 @@ class EmbeddedStack:
                 if service_id is None or self.orchestrator.status(service_id).status.terminal:
                     self._check_port(name)
                     self._services[name] = self.orchestrator.deploy(spec)
+                    self._answered.discard(name)
             self._wait_healthy()
             self.started = True
 
@@ -116,7 +127,7 @@ class EmbeddedStack:
 
     def _check_tracking(self) -> tuple[bool, str]:
         try:
-            ok = httpx.get(f"{self.tracking_url}/health", timeout=2.0).status_code == 200
+            ok = httpx.get(f"{self.tracking_url}/health", timeout=_PROBE_S).status_code == 200
         except httpx.HTTPError as e:
             return False, f"MLflow at {self.tracking_url} is not answering ({type(e).__name__})"
         return ok, f"MLflow at {self.tracking_url}" + ("" if ok else " is unhealthy")
@@ -127,6 +138,7 @@ class EmbeddedStack:
             for service_id in self._services.values():
                 self.orchestrator.undeploy(service_id)
             self._services.clear()
+            self._answered.clear()
 
     def _check_port(self, name: str) -> None:
         """Raise `StackError` naming the port and its setting if another program holds it."""
@@ -182,30 +194,46 @@ class EmbeddedStack:
         return specs
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
+        """Wait until every service answers: a new one up to `startup_timeout`, one that
+        answered before up to `answer_timeout`; else `StackError` naming the first late one."""
+        now = time.monotonic()
+        limits = {
+            name: self.answer_timeout if name in self._answered else self.startup_timeout
+            for name in self._services
+        }
         pending = set(self._services)
         while pending:
             for name in sorted(pending):
                 state = self.orchestrator.status(self._services[name])
                 if state.status is ServiceStatus.FAILED:
                     lines = self.orchestrator.logs(self._services[name], tail=5)
-                    raise StackError(f"{name} failed to start: {' | '.join(lines)}")
+                    raise StackError(f"{self._describe(name)} failed to start: {' | '.join(lines)}")
                 if self._answers(name):
                     pending.discard(name)
-                    _log.info("%s is up", name)
-            if pending and time.monotonic() > deadline:
-                raise StackError(
-                    f"{', '.join(sorted(pending))} did not answer within {self.startup_timeout:g} s"
-                )
+                    if name not in self._answered:
+                        _log.info("%s is up", name)
+                    self._answered.add(name)
+                elif time.monotonic() - now > limits[name]:
+                    raise StackError(
+                        f"{self._describe(name)} did not answer within {limits[name]:g} s; "
+                        "is its process stopped or overloaded?"
+                    )
             if pending:
                 time.sleep(0.3)
+
+    def _describe(self, name: str) -> str:
+        """A shared service in words, with its address."""
+        if name == "mlflow":
+            return f"MLflow at {self.tracking_url}"
+        node = int(name.removeprefix("dataserver"))
+        return f"the data server of node{node} at {self.data_server(node)}"
 
     def _answers(self, name: str) -> bool:
         if name == "mlflow":
             return self._check_tracking()[0]
         node = int(name.removeprefix("dataserver"))
         try:
-            with MLDataClient(self.data_server(node), timeout=2.0) as client:
+            with MLDataClient(self.data_server(node), timeout=_PROBE_S) as client:
                 client.list_datasets()
             return True
         except MLDataError:

@@ -22,7 +22,9 @@ from typing import Any
 from flops_manager.core.data_tags import DataTagError, stored_data_tags
 from flops_manager.environments import EnvironmentBuildError
 from flops_manager.lifecycle.cluster_plan import plan_clusters
+from flops_manager.lifecycle.embedded_stack import StackError
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageStage
+from flops_manager.lifecycle.learner_shortfall import LearnerGroup, hierarchy_groups
 from flops_manager.lifecycle.mlflow_outcome import confirmed_training, describe_confirmation
 from flops_manager.lifecycle.mlflow_runs import RunStatus, end_running_runs
 from flops_manager.lifecycle.post_training import INFERENCE_ROLE, PostTraining, PostTrainingFailure
@@ -41,6 +43,7 @@ from flops_manager.repos import RepoFetchError, RepoPolicyError, fetch_repo
 from flops_manager.schemas import ProjectCreate, ProjectState
 from flops_manager.schemas.project import PostTrainingStep
 from flops_utils.logs import get_logger
+from flops_utils.ml_data_client import MLDataError
 from flops_utils.redact import redact_url
 from flops_utils.repo_checker import check_repo
 from flops_utils.round_config import strategy_problem
@@ -117,6 +120,8 @@ class ProjectRunner(threading.Thread):
         except OrchestratorError as e:
             final = (ProjectState.FAILED, f"the {self.context.orchestrator_kind} orchestrator "
                      f"failed: {e}", {})  # fmt: skip
+        except (StackError, MLDataError) as e:  # their messages name the service and address
+            final = (ProjectState.FAILED, str(e), {})
         except Exception as e:
             _log.exception("project=%s runner crashed", self.project_id)
             final = (ProjectState.FAILED, f"internal error in the manager: {type(e).__name__}", {})
@@ -170,7 +175,9 @@ class ProjectRunner(threading.Thread):
         learners = self._deploy_learners(
             runtime, {address: list(range(config.deployed_learners))}, {}
         )
-        succeeded = self.watch.follow(aggregator, learners)
+        group = LearnerGroup("aggregator", learners, config.min_available_clients,
+                             config.min_fit_clients)  # fmt: skip
+        succeeded = self.watch.follow(aggregator, learners, groups=[group])
         if succeeded.get("confirmed_by"):
             message = f"trained {config.training_rounds} rounds; {describe_confirmation(succeeded)}"
             return message, {"training": succeeded}
@@ -227,7 +234,13 @@ class ProjectRunner(threading.Thread):
             cluster_of_address[address] = name
         placement = {a: c for a, c in cluster_of_address.items() if c in placed}
         learners = self._deploy_learners(runtime, addresses, placement)
-        succeeded = self.watch.follow(root, cluster_aggregators + learners, cluster_aggregators)
+        ids = iter(learners)  # deployed in the order of `addresses`
+        members = {cluster_of_address[a]: [next(ids) for _ in i] for a, i in addresses.items()}
+        groups = hierarchy_groups(cluster_aggregators, members, config.min_available_clients,
+                                  config.min_fit_clients)  # fmt: skip
+        succeeded = self.watch.follow(
+            root, cluster_aggregators + learners, cluster_aggregators, groups=groups
+        )
         if succeeded.get("confirmed_by"):
             message = (f"trained {config.training_cycles} cycles in {len(active)} clusters; "
                        f"{describe_confirmation(succeeded)}")  # fmt: skip

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flops_manager.lifecycle.learner_shortfall import LearnerGroup, LearnerShortfall
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.orchestrators import Orchestrator, ServiceState, ServiceStatus
 
@@ -70,15 +71,19 @@ class TrainingWatch:
             time.sleep(0.2)
 
     def follow(
-        self, aggregator: str, learners: list[str], clusters: list[str] | None = None
-    ) -> dict[str, Any]:
+        self, aggregator: str, learners: list[str], clusters: list[str] | None = None,
+        groups: Sequence[LearnerGroup] = (),
+    ) -> dict[str, Any]:  # fmt: skip
         """Wait for the aggregator's outcome, watching the processes as well as the events.
 
         `learners` are the services below the top aggregator: the learners and, in
         hierarchical mode, the cluster aggregators, whose own `failed` reasons (source
-        `cluster:<name>`) explain a root's failure best.
+        `cluster:<name>`) explain a root's failure best. `groups` say how many learners each
+        aggregator needs: once too few are left, the project fails within seconds instead of
+        when the aggregator's connect timeout ends.
         """
         orchestrator = self.orchestrator
+        shortfall = LearnerShortfall(groups)
         while True:
             self.check_cancelled()
             try:
@@ -86,6 +91,7 @@ class TrainingWatch:
             except queue.Empty:
                 event = None
             source = self._note_failure(event)
+            shortfall.note(event)
             if event is not None and source == "aggregator":
                 if event["type"] == "succeeded":
                     self._await_exit(aggregator)
@@ -97,8 +103,10 @@ class TrainingWatch:
                     if self._cluster_failures:
                         reason += "; clusters: " + "; ".join(self._cluster_failures.values())
                     raise ProjectFailure(reason + self._learner_summary(learners))
+            statuses: dict[str, ServiceStatus] = {}
             for service_id in learners:
                 state = orchestrator.status(service_id)
+                statuses[service_id] = state.status
                 if (
                     state.status is ServiceStatus.FAILED
                     and service_id not in self._learner_failures
@@ -107,6 +115,13 @@ class TrainingWatch:
                     message = exit_message(state.name, state.exit_code, lines)
                     self._learner_failures[service_id] = message
                     self.store.event(f"{state.role}_failed", message)
+            lost = shortfall.reason(statuses)
+            if lost is not None and self.events.empty():
+                self._await_learner_reasons([s for s in learners if statuses[s].terminal])
+                reason = f"training failed: {lost}"
+                if self._cluster_failures:
+                    reason += "; clusters: " + "; ".join(self._cluster_failures.values())
+                raise ProjectFailure(reason + self._learner_summary(learners))
             state = orchestrator.status(aggregator)
             if state.status.terminal and self.events.empty():
                 time.sleep(1.0)  # its last event may still be on its way

@@ -66,6 +66,8 @@ _log = get_logger("manager.mocks")
 #: The label-skew measure each job reports, from 0 (same label mix) to 1 (disjoint labels).
 MEASURE_NAME = "mean_pairwise_total_variation"
 _CANCEL_WAIT_S = 60.0
+#: Seconds a data server may take to answer a listing, and to take one partition.
+_ANSWER_S, _PUSH_S = 10.0, 120.0
 
 
 class DataServers(Protocol):
@@ -154,7 +156,7 @@ class MockJobs:
                 if cancel.is_set():
                     break
                 address = servers.data_server(i)
-                with MLDataClient(address) as client:
+                with MLDataClient(address, timeout=_ANSWER_S, transfer_timeout=_PUSH_S) as client:
                     name = client.push_table(tag, part)
                 entry = {
                     "partition": i,
