@@ -78,7 +78,7 @@ def test_learners_that_all_fail_end_the_project_long_before_the_connect_timeout(
         message
     )
     for learner in ("learner0", "learner1", "learner2"):
-        assert f"{learner}: no training data: no data for data tags ['nobody-has-this']" in (
+        assert f"{learner}: no training data: no data for data tags ['Admin:nobody-has-this']" in (
             message
         ), message
     assert all(s["undeployed_at"] for s in project["services"])
