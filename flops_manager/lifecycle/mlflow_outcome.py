@@ -9,11 +9,9 @@ project at most `timeout_s` seconds before it is failed as it would have been wi
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import httpx
-
+from flops_manager.lifecycle.mlflow_rest import MlflowSession, MlflowUnavailable, experiment_name
 from flops_utils.logs import get_logger
 
 __all__ = ["confirmed_training", "describe_confirmation"]
@@ -47,44 +45,27 @@ def confirmed_training(
         metric), `metrics` (the last round's `loss`, `accuracy`), `model` (`name`,
         `version`, `run_id`, `model_uri`, or `None`), `confirmed_by: "mlflow"`.
     """
-    deadline = time.monotonic() + timeout_s
-    name = f"flops-{project_id}"
-    base = f"{tracking_url.rstrip('/')}/api/2.0/mlflow"
+    name = experiment_name(project_id)
     try:
-        with httpx.Client(timeout=min(5.0, timeout_s)) as client:
-
-            def call(method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise httpx.TimeoutException("the MLflow look-up ran out of time")
-                response = client.request(method, f"{base}/{path}", timeout=left, **kwargs)
-                if response.status_code == 404:
-                    return None
-                response.raise_for_status()
-                return dict(response.json())
-
-            found = call("GET", "experiments/get-by-name", params={"experiment_name": name})
-            if not found:
+        with MlflowSession(tracking_url, timeout_s=timeout_s, request_timeout_s=5.0) as mlflow:
+            experiment_id = mlflow.experiment_id(project_id)
+            if experiment_id is None:
                 return None
-            experiment_id = found["experiment"]["experiment_id"]
-            runs = call("POST", "runs/search", json={
-                "experiment_ids": [experiment_id],
-                "filter": f"tags.`flops.project_id` = '{project_id}'",
-                "order_by": ["attributes.start_time DESC"], "max_results": 20,
-            }) or {}  # fmt: skip
-            run = next((r for r in runs.get("runs", []) if not _is_cluster_run(r)), None)
+            runs = mlflow.search_runs(
+                experiment_id, filter=f"tags.`flops.project_id` = '{project_id}'",
+                order_by=["attributes.start_time DESC"], max_results=20,
+            )  # fmt: skip
+            run = next((r for r in runs if not _is_cluster_run(r)), None)
             if run is None or run["info"].get("status") != "FINISHED":
                 return None
             run_id = str(run["info"]["run_id"])
-            versions = call(
+            versions = mlflow.call(
                 "GET", "model-versions/search", params={"filter": f"name='{name}'"}
             ) or {}  # fmt: skip
-    except (httpx.HTTPError, ValueError, KeyError) as e:
-        # httpx's messages hold the URL, which may hold credentials: name the error only.
-        why = f"HTTP {e.response.status_code}" if isinstance(e, httpx.HTTPStatusError) else ""
+    except (MlflowUnavailable, KeyError, TypeError) as e:
         _log.warning(
-            "project=%s cannot ask MLflow about the training: %s %s",
-            project_id, type(e).__name__, why,
+            "project=%s cannot ask MLflow about the training: %s", project_id,
+            e if isinstance(e, MlflowUnavailable) else f"unexpected reply ({type(e).__name__})",
         )  # fmt: skip
         return None
     mine = [v for v in versions.get("model_versions", []) if v.get("run_id") == run_id]

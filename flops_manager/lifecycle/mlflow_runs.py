@@ -13,10 +13,9 @@ open.
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Literal
 
-import httpx
-
+from flops_manager.lifecycle.mlflow_rest import MlflowSession, MlflowUnavailable, experiment_name
 from flops_utils.logs import get_logger
 from flops_utils.redact import redact_url
 
@@ -25,15 +24,6 @@ __all__ = ["RunStatus", "end_running_runs", "experiment_name"]
 _log = get_logger("manager.tracking")
 
 RunStatus = Literal["KILLED", "FAILED"]
-
-
-def experiment_name(project_id: str) -> str:
-    """The MLflow experiment of a project (the aggregator's default)."""
-    return f"flops-{project_id}"
-
-
-class _Deadline(Exception):
-    pass
 
 
 def end_running_runs(
@@ -52,43 +42,25 @@ def end_running_runs(
     timeout : float
         Seconds all calls together may take.
     """
-    deadline = time.monotonic() + timeout
     ended: list[str] = []
-    api = f"{tracking_url.rstrip('/')}/api/2.0/mlflow"
     try:
-        with httpx.Client(timeout=min(2.0, timeout)) as client:
-
-            def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
-                if time.monotonic() > deadline:
-                    raise _Deadline
-                return client.request(method, f"{api}/{path}", **kwargs)
-
-            found = call(
-                "GET", "experiments/get-by-name",
-                params={"experiment_name": experiment_name(project_id)},
-            )  # fmt: skip
-            if found.status_code == 404:  # no run was ever started
+        with MlflowSession(tracking_url, timeout_s=timeout, request_timeout_s=2.0) as mlflow:
+            experiment_id = mlflow.experiment_id(project_id)
+            if experiment_id is None:  # no run was ever started
                 return []
-            found.raise_for_status()
-            experiment_id = found.json()["experiment"]["experiment_id"]
-            search = call(
-                "POST", "runs/search",
-                json={"experiment_ids": [experiment_id], "max_results": 1000,
-                      "filter": "attributes.status = 'RUNNING'"},
-            )  # fmt: skip
-            search.raise_for_status()
-            for run in search.json().get("runs", []):
+            running = mlflow.search_runs(
+                experiment_id, max_results=1000, filter="attributes.status = 'RUNNING'"
+            )
+            for run in running:
                 run_id = run["info"]["run_id"]
-                call(
+                mlflow.call(
                     "POST", "runs/update",
                     json={"run_id": run_id, "status": status,
                           "end_time": int(time.time() * 1000)},
-                ).raise_for_status()  # fmt: skip
+                )  # fmt: skip
                 ended.append(run_id)
-    except (httpx.HTTPError, _Deadline, KeyError, ValueError) as e:
-        what = "no answer in time" if isinstance(e, _Deadline) else type(e).__name__
-        if isinstance(e, httpx.HTTPStatusError):
-            what = f"HTTP {e.response.status_code}"
+    except (MlflowUnavailable, KeyError, TypeError) as e:
+        what = str(e) if isinstance(e, MlflowUnavailable) else f"unexpected reply ({e!r})"
         _log.warning(
             "project=%s cannot end its RUNNING MLflow runs at %s (%s); ended %s",
             project_id, redact_url(tracking_url), what, ended or "none",
