@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from flops_manager.api.deps import AdminCaller, CurrentCaller, SessionDep
 from flops_manager.api.errors import ADMIN_RESPONSES, AUTH_RESPONSES, ErrorBody
@@ -43,7 +43,9 @@ class TokenCreate(BaseModel):
         examples=["acme-lab"],
     )
     label: str = Field("", max_length=128, description="A note, e.g. who or what uses it.")
-    is_admin: bool = Field(False, description="Whether the token grants admin rights.")
+    is_admin: StrictBool = Field(
+        False, description="Whether the token grants admin rights: JSON true or false only."
+    )
 
     @field_validator("customer_id")
     @classmethod
