@@ -39,7 +39,7 @@ router = APIRouter(tags=["mock data"], responses=AUTH_RESPONSES)
 _jobs_lock = threading.Lock()
 
 
-def get_data_servers(runtime: RuntimeDep) -> DataServers:
+async def get_data_servers(runtime: RuntimeDep) -> DataServers:
     """The learner nodes' data servers: the embedded stack's (503 while the manager starts)."""
     return runtime.stack
 
