@@ -132,3 +132,12 @@ def test_is_admin_true_and_false_work(client: TestClient, admin: dict[str, str])
 
         assert response.status_code == 201
         assert response.json()["is_admin"] is flag
+
+
+def test_a_token_id_beyond_64_bits_is_422_not_a_server_error(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    response = client.delete(f"{TOKENS}/{10**30}", headers=admin)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["path", "token_id"]
