@@ -53,9 +53,10 @@ def create_project(
     """
     try:
         runtime.lifecycle.context.repo_policy.check(body.ml_repo_url)
-    except RepoPolicyError as e:
+    except (RepoPolicyError, ValueError) as e:  # ValueError: urlsplit, e.g. "https://[x"
+        message = str(e) if isinstance(e, RepoPolicyError) else f"not a valid URL ({e})"
         raise RequestValidationError(
-            [{"loc": ("body", "ml_repo_url"), "msg": str(e), "type": "value_error"}]
+            [{"loc": ("body", "ml_repo_url"), "msg": message, "type": "value_error"}]
         ) from e
     try:
         project, token = service.create_project(session=session, caller=caller, body=body)
