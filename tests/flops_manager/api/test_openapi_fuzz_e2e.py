@@ -22,6 +22,7 @@ import copy
 import shutil
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ from tests.flops_manager.api.manager_process import FINAL, ManagerProcess
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 #: Examples per operation, token and generation mode, and the whole run's time budget.
-EXAMPLES = 12
+EXAMPLES = 25
 BUDGET_S = 180.0
 
 
@@ -219,6 +220,11 @@ def test_no_generated_request_gets_a_server_error(manager: ManagerProcess, tmp_p
     for headers in holders.values():
         _run(manager, schema, headers, findings, deadline)
     _clean_up(manager)
+
+    statuses = Counter(code for codes in findings.answers.values() for code in codes)
+    print(f"{sum(statuses.values())} requests over {len(findings.answers)} operations, "
+          f"answers {dict(sorted(statuses.items()))}, {len(findings.created_projects)} "
+          f"projects created and cancelled")  # fmt: skip
 
     # Assert: no 5xx, documented shapes, and POST /projects really created projects
     assert not findings.server_errors, "\n\n".join(findings.server_errors)
