@@ -1,15 +1,21 @@
-"""Latency of `GET /api/flops/projects/{id}` under concurrent load, against `GET /whoami`.
+"""Latency of `GET /api/flops/projects/{id}` and of the project list under concurrent load.
 
     .venv/bin/python bench/api_latency.py [--concurrency 200] [--waves 10] [--clients 200]
+                                          [--projects 1000] [--single 40]
                                           [--skip-project] [--project-timeout 600]
 
 Starts a real manager (`python -m flops_manager`, loopback, free ports, a temporary data
-directory), pushes mock data and runs one real project (sklearn-digits, 3 learners, 3 rounds)
-to `completed`, so that the project read has a realistic history of events and services.
-Then `--waves` waves of `--concurrency` concurrent requests go to each endpoint, `/whoami` and
-the project taking turns wave by wave so that drift touches both alike. `/whoami` is the
-baseline: the same admin token and authentication as the project read, but no query. `/health`
-(no token, a `SELECT 1` and a request to MLflow) is measured after them, for reference.
+directory whose database already holds `--projects` finished projects with their events),
+pushes mock data and runs one real project (sklearn-digits, 3 learners, 3 rounds) to
+`completed`, so that the project read has a realistic history of events and services.
+Then `--waves` waves of `--concurrency` concurrent requests go to each endpoint, `/whoami`,
+the project and the list (`GET /api/flops/projects` as clients send it, no parameters) taking
+turns wave by wave so that drift touches all alike; during every list wave one
+`GET /projects/{id}` is sent too and timed on its own. `/whoami` is the baseline: the same
+admin token and authentication, but no query. `--single` sequential requests measure one
+list's latency against one `/whoami`. `/health` (no token, a `SELECT 1` and a request to
+MLflow) is measured after them, for reference. The manager runs the code that `PYTHONPATH`
+names first (else this checkout), so that two checkouts can be compared with one script.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from tempfile import mkdtemp
@@ -56,6 +63,8 @@ class Endpoint:
     errors: list[str] = field(default_factory=list)
     wall: float = 0.0
     server_cpu: float = 0.0
+    #: Sent once with every measured wave of this endpoint and timed apart.
+    probe: Endpoint | None = None
 
     def percentile(self, q: float) -> float:
         """Nearest-rank percentile `q` (0..100) of the latencies in seconds; NaN if none."""
@@ -94,6 +103,61 @@ def _free_ports(count: int) -> int:
                 for port, s in enumerate(sockets, base):
                     s.bind(("127.0.0.1", port))
                 return base
+
+
+def seed_projects(data_dir: Path, count: int) -> None:
+    """Write `count` finished projects with 16 events each into the manager's database.
+
+    The rows are what a finished sklearn-digits project leaves (a full configuration, state
+    transitions, builder steps, three rounds, the outcome), written with the tables of the
+    code under test before the manager starts, so that its list has a history to go through.
+    """
+    import flops_manager
+    from flops_manager.db import Database, Project, ProjectEvent  # the code under test
+
+    print(f"manager code: {Path(flops_manager.__file__).parent.parent}")
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "customer_id": "Admin", "ml_repo_ref": None, "ml_model_flavor": "sklearn",
+        "verbose": False, "use_devel_base_images": False,
+        "supported_platforms": ["linux/amd64"], "learner_platforms": None,
+        "training_configuration": {
+            "mode": "classic", "data_tags": ["digits"], "training_rounds": 3,
+            "training_cycles": 1, "min_available_clients": 3, "min_fit_clients": 3,
+            "min_evaluate_clients": 3, "learners": None, "strategy": "FedAvg",
+            "strategy_params": {}, "round_timeout_s": 300.0, "connect_timeout_s": 300.0,
+        },
+        "resource_constraints": {"memory": 1024, "vcpus": 1.0, "storage": 0},
+        "post_training_steps": [],
+    }  # fmt: skip
+    metrics = {"loss": 0.21, "accuracy": 0.94, "examples": 1437.0, "learners": 3.0}
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    database = Database(f"sqlite:///{data_dir / 'flops.db'}")
+    try:
+        with database.session() as session:
+            for i in range(count):
+                state = ("completed", "failed", "cancelled")[i % 3]
+                project = Project(
+                    customer_id=f"customer-{i % 7}", state=state, message=f"{state} (seeded)",
+                    config=config, repo_url="https://example.org/ml/sklearn-digits.git",
+                    commit="a11b8c45b99c" * 3, created_at=start + timedelta(minutes=i),
+                    result={"best_round": 3, "metrics": metrics},
+                )  # fmt: skip
+                kinds = [("state", "pending"), ("state", "building"),
+                         *[("event", "step_completed")] * 5, ("state", "training"),
+                         ("event", "started"), *[("event", "learner_connected")] * 3,
+                         *[("event", "round_completed")] * 3, ("state", state)]  # fmt: skip
+                for n, (kind, kind_type) in enumerate(kinds):
+                    project.events.append(
+                        ProjectEvent(
+                            kind=kind, type=kind_type, source="aggregator",
+                            data={"round": n, "rounds": 3, "metrics": metrics},
+                        )
+                    )  # fmt: skip
+                session.add(project)
+    finally:
+        database.close()
 
 
 def start_manager(procs: Processes, data_dir: Path) -> tuple[Proc, str]:
@@ -180,7 +244,8 @@ async def load(url: str, pid: int, endpoints: list[Endpoint], args: argparse.Nam
 
     The `args.concurrency` connections are split over `args.clients` AsyncClients: one pool
     holding all 200 makes httpcore scan every connection for every queued request, and the
-    client then needs several times the server's CPU on the same two cores (see README).
+    client then needs several times the server's CPU on the same two cores (see README). An
+    endpoint's `probe` goes out with each of its measured waves, on a client of its own.
     """
     per_client = math.ceil(args.concurrency / args.clients)
     limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
@@ -190,11 +255,15 @@ async def load(url: str, pid: int, endpoints: list[Endpoint], args: argparse.Nam
         count = min(args.clients, args.concurrency)
         clients = [await stack.enter_async_context(make()) for _ in range(count)]
         targets = [clients[i % len(clients)] for i in range(args.concurrency)]
+        prober = await stack.enter_async_context(make())
         for wave in range(args.waves + 1):
             for endpoint in endpoints:
                 record = wave > 0
                 cpu, started = _server_cpu(pid), time.perf_counter()
-                await asyncio.gather(*(_request(c, endpoint, record) for c in targets))
+                requests = [_request(c, endpoint, record) for c in targets]
+                if endpoint.probe is not None and record:
+                    requests.append(_request(prober, endpoint.probe, record))
+                await asyncio.gather(*requests)
                 if record:
                     endpoint.wall += time.perf_counter() - started
                     endpoint.server_cpu += _server_cpu(pid) - cpu
@@ -202,22 +271,50 @@ async def load(url: str, pid: int, endpoints: list[Endpoint], args: argparse.Nam
                     endpoint.errors.clear()  # warm-up: connections, caches, lazy imports
 
 
-def report(endpoints: list[Endpoint], client_cpu: float, log: Path) -> None:
-    """Print the table, the errors (client side and in the manager's `log`), the ratios."""
-    base, target = endpoints[0], endpoints[1]
-    print(f"\n{'endpoint':<24}{'requests':>9}{'errors':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+def single(url: str, endpoints: list[Endpoint], repeats: int) -> None:
+    """`repeats` requests to each endpoint one after the other (taking turns), nothing else."""
+    with httpx.Client(base_url=url, timeout=300) as client:
+        for endpoint in endpoints:  # warm-up
+            client.get(endpoint.path, headers=endpoint.headers)
+        for _ in range(repeats):
+            for endpoint in endpoints:
+                started = time.perf_counter()
+                response = client.get(endpoint.path, headers=endpoint.headers)
+                elapsed = time.perf_counter() - started
+                if response.status_code != 200:
+                    endpoint.errors.append(f"HTTP {response.status_code}: {response.text[:60]}")
+                else:
+                    endpoint.latencies.append(elapsed)
+
+
+def report(
+    endpoints: list[Endpoint], singles: list[Endpoint], client_cpu: float, log: Path
+) -> None:
+    """Print the tables, the errors (client side and in the manager's `log`), the ratios."""
+    base = endpoints[0]
+    print(f"\n{'endpoint':<34}{'requests':>9}{'errors':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
           f"{'req/s':>7}{'server CPU ms/req':>18}{'p50 x':>7}{'p99 x':>7}")  # fmt: skip
     total = sum(len(e.latencies) + len(e.errors) for e in endpoints)
     for e in endpoints:
         n = len(e.latencies) + len(e.errors)
         p50, p99 = e.percentile(50), e.percentile(99)
+        rate = f"{n / e.wall:>7.0f}" if e.wall else f"{'':>7}"
+        cpu = f"{e.server_cpu * 1000 / n:>18.2f}" if e.wall else f"{'':>18}"
         print(
-            f"{e.name:<24}{n:>9}{len(e.errors):>7}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}"
-            f"{max(e.latencies, default=float('nan')) * 1000:>9.1f}{n / e.wall:>7.0f}"
-            f"{e.server_cpu * 1000 / n:>18.2f}{p50 / base.percentile(50):>7.2f}"
-            f"{p99 / base.percentile(99):>7.2f}"
+            f"{e.name:<34}{n:>9}{len(e.errors):>7}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}"
+            f"{max(e.latencies, default=float('nan')) * 1000:>9.1f}{rate}{cpu}"
+            f"{p50 / base.percentile(50):>7.2f}{p99 / base.percentile(99):>7.2f}"
         )
-    for e in endpoints:
+    if singles:
+        one = singles[0]
+        print(f"\none request at a time{'':<13}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}"
+              f"{'p50 x':>7}")  # fmt: skip
+        for e in singles:
+            print(
+                f"{e.name:<34}{len(e.latencies):>9}{e.percentile(50) * 1000:>9.2f}"
+                f"{e.percentile(99) * 1000:>9.2f}{e.percentile(50) / one.percentile(50):>7.2f}"
+            )
+    for e in [*endpoints, *singles]:
         for error, count in Counter(e.errors).most_common(3):
             print(f"errors on {e.name}: {count} x {error}")
     exception = re.compile(r"^[\w.]+(?:Error|Exception): .{0,110}")
@@ -226,20 +323,27 @@ def report(endpoints: list[Endpoint], client_cpu: float, log: Path) -> None:
         print(f"manager log (whole run): {count} x {error}")
     print(f"load generator CPU: {client_cpu * 1000 / total:.2f} ms per request "
           f"({client_cpu:.1f} s; client and server share {os.cpu_count()} cores)")  # fmt: skip
-    p50 = target.percentile(50) / base.percentile(50)
-    p99 = target.percentile(99) / base.percentile(99)
-    print(f"GET /projects/{{id}} vs /whoami: p50 ratio {p50:.2f}, p99 ratio {p99:.2f}")
+    for e in endpoints[1:]:
+        p50 = e.percentile(50) / base.percentile(50)
+        p99 = e.percentile(99) / base.percentile(99)
+        print(f"{e.name} vs /whoami: p50 ratio {p50:.2f}, p99 ratio {p99:.2f}")
+    if singles:
+        ratio = singles[1].percentile(50) / singles[0].percentile(50)
+        print(f"one {singles[1].name} vs one /whoami: p50 ratio {ratio:.2f}")
 
 
 def benchmark(args: argparse.Namespace, workdir: Path) -> bool:
     """Start the manager, create the project, load, report, stop all; False on any error."""
     started = time.monotonic()
     env = {k: v for k, v in child_env(native_threads=1).items() if not k.startswith("FLOPS_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    # PYTHONPATH first: `PYTHONPATH=<other checkout>` measures that checkout's manager.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(ROOT)]))
     procs = Processes(workdir, env)
     data_dir = workdir / "data"
     manager: Proc | None = None
     try:
+        print(f"writing {args.projects} finished projects into the database ...")
+        seed_projects(data_dir, args.projects)
         print("starting the manager ...")
         manager, url = start_manager(procs, data_dir)
         how = "created, not awaited" if args.skip_project else "running it to completed"
@@ -250,14 +354,28 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> bool:
         size = len(httpx.get(f"{url}/api/flops/projects/{project['id']}", headers=ADMIN).content)
         print(f"project {project['id']}: {project['state']}, {project['events']} events, "
               f"{len(project['services'])} services, response {size} bytes")  # fmt: skip
+        one = f"/api/flops/projects/{project['id']}"
+        listed = httpx.get(f"{url}/api/flops/projects", headers=ADMIN, timeout=300)
+        print(f"GET /projects: {len(listed.json())} projects listed of "
+              f"{listed.headers.get('X-Total-Count', len(listed.json()))}, "
+              f"response {len(listed.content)} bytes")  # fmt: skip
+        amid = Endpoint("GET /projects/{id} amid the lists", one, ADMIN)
         endpoints = [
             Endpoint("GET /whoami (baseline)", "/api/flops/whoami", ADMIN),
-            Endpoint("GET /projects/{id}", f"/api/flops/projects/{project['id']}", ADMIN),
+            Endpoint("GET /projects/{id}", one, ADMIN),
+            Endpoint("GET /projects (list)", "/api/flops/projects", ADMIN, probe=amid),
         ]
         health = Endpoint("GET /health (no token)", "/api/flops/health", {})
+        singles = [
+            Endpoint("GET /whoami", "/api/flops/whoami", ADMIN),
+            Endpoint("GET /projects (list)", "/api/flops/projects", ADMIN),
+        ]
+        print(f"{args.single} single requests each to /whoami and the list, in turns ...")
+        single(url, singles, args.single)
         print(
             f"{args.waves} waves x {args.concurrency} concurrent requests per endpoint "
-            f"({args.clients} clients); /whoami and /projects/{{id}} in turns, then /health ..."
+            f"({args.clients} clients); /whoami, /projects/{{id}} and /projects in turns, "
+            "then /health ..."
         )
         cpu = time.process_time()
         asyncio.run(load(url, manager.process.pid, endpoints, args))
@@ -268,9 +386,9 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> bool:
         if manager is not None:
             stop_manager(manager, data_dir)
         procs.stop_all()
-    report([*endpoints, health], client_cpu, workdir / "manager.log")
+    report([*endpoints, amid, health], singles, client_cpu, workdir / "manager.log")
     print(f"total benchmark time: {time.monotonic() - started:.0f} s")
-    if failed := any(e.errors for e in [*endpoints, health]):
+    if failed := any(e.errors for e in [*endpoints, amid, health, *singles]):
         print(f"the manager's log is kept: {workdir / 'manager.log'}")
     return not failed
 
@@ -280,6 +398,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200, help="requests in flight")
     parser.add_argument("--waves", type=int, default=10, help="measured waves per endpoint")
     parser.add_argument("--clients", type=int, default=200, help="AsyncClients (see README)")
+    parser.add_argument("--projects", type=int, default=1000, help="finished projects in the DB")
+    parser.add_argument("--single", type=int, default=40, help="sequential requests each")
     parser.add_argument("--skip-project", action="store_true", help="do not await training")
     parser.add_argument("--project-timeout", type=float, default=600.0, help="seconds")
     args = parser.parse_args()

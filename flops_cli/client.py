@@ -113,9 +113,28 @@ class ManagerClient:
         """Create a project from a FLOps-compatible body (see `flops_cli.project_commands`)."""
         return cast(ProjectCreated, self._request("POST", "/projects", json=dict(body)))
 
-    def list_projects(self) -> list[ProjectSummary]:
-        """Return the projects the token may see."""
-        return cast(list[ProjectSummary], self._request("GET", "/projects"))
+    def list_projects(
+        self, *, states: list[str] | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[ProjectSummary], int]:
+        """Return one page of the projects the token may see, newest first, and their total.
+
+        Parameters
+        ----------
+        states : list[str] | None
+            Only projects in these states.
+        limit, offset : int
+            The page: at most `limit` (1..500) projects after skipping `offset`.
+        """
+        params = httpx.QueryParams({"limit": limit, "offset": offset, "state": list(states or [])})
+        try:
+            response = self._http.get("/projects", params=params)
+        except httpx.HTTPError as e:
+            raise self._transport_error(e) from e
+        if response.is_error:
+            raise _status_error(response)
+        projects = cast(list[ProjectSummary], response.json())
+        total = response.headers.get("X-Total-Count", "")
+        return projects, int(total) if total.isdigit() else len(projects)
 
     def get_project(self, project_id: str) -> Project:
         """Return one project with its configuration, result and services."""

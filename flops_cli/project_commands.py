@@ -174,14 +174,22 @@ def create(
 
 
 @project_app.command("list")
-def list_projects(ctx: typer.Context) -> None:
-    """List the projects the token may see."""
+def list_projects(
+    ctx: typer.Context,
+    state: Annotated[
+        list[str] | None, typer.Option(help="Only projects in this state (repeatable).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Newest projects shown.")] = 50,
+) -> None:
+    """List the projects the token may see, newest first."""
     with manager_errors(), state_of(ctx).client() as client:
-        projects = client.list_projects()
+        projects, total = client.list_projects(states=state, limit=limit)
     if not projects:
         console.print("No projects yet: create one with `flops project create`.")
         return
     console.print(project_table(projects, width=console.width))
+    if total > len(projects):
+        console.print(f"(the newest {len(projects)} of {total}; --limit shows more)")
 
 
 @project_app.command()

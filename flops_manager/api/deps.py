@@ -8,6 +8,12 @@ FLOps CLI sends it that way. With `accept_oakestra_tokens`, a token that is neit
 like a JWT is taken for an Oakestra access token (what `oak addon flops` sends) and checked
 with the Oakestra root (`services/oakestra_auth.py`): the Oakestra user is the customer.
 FLOps tokens are tried first because that costs one local lookup and no network call.
+
+The event loop: FastAPI runs a plain `def` dependency on its thread pool, an `async def` one
+on the event loop. Dependencies that only read the app's context are `async def`, so that a
+request does not queue for a pool thread once per dependency (under load each hop waits
+behind every request in flight); those that touch the database, hash a token or ask the
+Oakestra root (`get_session`, `get_current_caller`) are plain `def` and run on the pool.
 """
 
 from __future__ import annotations
@@ -96,7 +102,7 @@ class ManagerContext:
             self.oakestra_verifier = OakestraTokenVerifier.from_settings(self.settings)
 
 
-def get_context(request: Request) -> ManagerContext:
+async def get_context(request: Request) -> ManagerContext:
     """Return the `ManagerContext` of the app serving `request`."""
     context = getattr(request.app.state, "context", None)
     if not isinstance(context, ManagerContext):
@@ -107,7 +113,7 @@ def get_context(request: Request) -> ManagerContext:
 ContextDep = Annotated[ManagerContext, Depends(get_context)]
 
 
-def get_settings(context: ContextDep) -> Settings:
+async def get_settings(context: ContextDep) -> Settings:
     """Return the manager's settings."""
     return context.settings
 
@@ -115,7 +121,7 @@ def get_settings(context: ContextDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_database(context: ContextDep) -> Database:
+async def get_database(context: ContextDep) -> Database:
     """Return the open database, or raise `ManagerNotReadyError` outside the app's lifespan."""
     if context.database is None:
         raise ManagerNotReadyError("the database is not open")
@@ -218,7 +224,7 @@ def get_current_caller(
 CurrentCaller = Annotated[Caller, Depends(get_current_caller)]
 
 
-def get_admin_caller(caller: CurrentCaller) -> Caller:
+async def get_admin_caller(caller: CurrentCaller) -> Caller:
     """Return the caller if it is an admin, else raise `PermissionDeniedError` (403)."""
     if not caller.is_admin:
         raise PermissionDeniedError("this needs an admin token")
@@ -299,7 +305,7 @@ def requested_customer(caller: Caller, requested: str | None) -> str:
     return requested
 
 
-def get_runtime(context: ContextDep) -> ManagerRuntime:
+async def get_runtime(context: ContextDep) -> ManagerRuntime:
     """The parts that carry projects; 503 while the manager starts or when they are off."""
     runtime = context.lifecycle
     if not isinstance(runtime, ManagerRuntime):

@@ -22,6 +22,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flops_manager.api.allowed_methods import AllowedMethodsMiddleware
 from flops_manager.lifecycle.embedded_stack import StackError
 from flops_manager.lifecycle.teardown import ServicesNotStoppedError
 from flops_manager.repos.git_checkout import RepoPolicyError
@@ -268,7 +269,7 @@ def _document_validation_errors(app: FastAPI) -> None:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Install the catalog's handlers, the 422 handler and the request-id middleware on `app`.
+    """Install the catalog's handlers, the 422 handler and the request-id and `Allow` middleware.
 
     Parameters
     ----------
@@ -278,5 +279,6 @@ def install_error_handlers(app: FastAPI) -> None:
     for exc_type in ERROR_CATALOG:
         app.add_exception_handler(exc_type, _catalog_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_middleware(AllowedMethodsMiddleware)  # OPTIONS, and `Allow` on every 405
     app.add_middleware(RequestIdMiddleware)
     _document_validation_errors(app)

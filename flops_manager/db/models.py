@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
@@ -48,6 +48,12 @@ class Project(Base):
     """One FL project: its configuration as submitted, its current state and outcome."""
 
     __tablename__ = "projects"
+    # The project list: newest first, for the admin, per customer and per state.
+    __table_args__ = (
+        Index("ix_projects_created", "created_at", "id"),
+        Index("ix_projects_customer_created", "customer_id", "created_at", "id"),
+        Index("ix_projects_state_created", "state", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_id)
     customer_id: Mapped[str] = mapped_column(String(128), index=True)
@@ -77,6 +83,8 @@ class ProjectEvent(Base):
     """A state transition (`kind="state"`) or a reported event (`kind="event"`) of a project."""
 
     __tablename__ = "project_events"
+    # The list's round progress: a project's round_completed events, counted in the index.
+    __table_args__ = (Index("ix_project_events_progress", "project_id", "type", "source"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)

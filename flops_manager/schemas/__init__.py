@@ -8,12 +8,15 @@ from flops_manager.schemas.project import (
     ResourceConstraints,
     TrainingConfiguration,
 )
+from flops_manager.schemas.project_summary import ProjectProgress, ProjectSummary
 
 __all__ = [
     "ACTIVE_STATES",
     "PostTrainingStep",
     "ProjectCreate",
+    "ProjectProgress",
     "ProjectState",
+    "ProjectSummary",
     "ResourceConstraints",
     "TrainingConfiguration",
 ]

@@ -6,7 +6,15 @@ import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from flops_aggregator.config import MLFlavor
 from flops_aggregator.strategies import STRATEGIES
@@ -205,8 +213,11 @@ class ProjectCreate(BaseModel):
     ml_model_flavor: MLFlavor = Field(
         description="ML library of the repo: sklearn, pytorch, tensorflow or keras."
     )
-    verbose: bool = Field(False, description="More detailed logs from the project's services.")
-    use_devel_base_images: bool = Field(
+    # Strict: JSON true/false only (the original SLAs send them so), not 0/1 or "yes".
+    verbose: StrictBool = Field(
+        False, description="More detailed logs from the project's services (true or false)."
+    )
+    use_devel_base_images: StrictBool = Field(
         False, description="Original FLOps option for development base images (containers)."
     )
     supported_platforms: list[Platform] = Field(

@@ -1,4 +1,4 @@
-"""Projects as the API sees them: create, list, read, cancel, and events reported by services.
+"""Projects as the API sees them: create, read, cancel, and events reported by services.
 
 Plain functions with keyword-only arguments; the routes stay thin. A customer sees only its
 own projects: another customer's project is reported as not found, not as forbidden, so that
@@ -27,7 +27,6 @@ __all__ = [
     "event_view",
     "get_project",
     "list_events",
-    "list_projects",
     "project_view",
     "record_reported_event",
 ]
@@ -78,14 +77,6 @@ def create_project(*, session: Session, caller: Caller, body: ProjectCreate) -> 
     session.add(project)
     session.flush()
     return project, token
-
-
-def list_projects(*, session: Session, caller: Caller) -> list[Project]:
-    """The caller's projects (all of them for the admin), newest first."""
-    query = select(Project).order_by(Project.created_at.desc())
-    if not caller.is_admin:
-        query = query.where(Project.customer_id == caller.customer_id)
-    return list(session.scalars(query))
 
 
 def get_project(*, session: Session, caller: Caller, project_id: str) -> Project:

@@ -144,3 +144,23 @@ def test_event_stream_errors_are_translated() -> None:
     )
     with pytest.raises(ManagerError, match=r"^404: no p1$"), client_of(manager) as client:
         list(client.stream_events("p1"))
+
+
+def test_list_asks_for_a_page_and_reads_the_total() -> None:
+    summary = {"id": "p1", "customer_id": "acme", "state": "training", "message": "",
+               "repo_url": "https://example.org/r.git", "commit": None,
+               "created_at": "2026-12-01T00:00:00+00:00",
+               "updated_at": "2026-12-01T00:00:00+00:00"}  # fmt: skip
+    manager = FakeManager(
+        {("GET", "/api/flops/projects"): httpx.Response(
+            200, json=[summary], headers={"X-Total-Count": "120"})}
+    )  # fmt: skip
+
+    with client_of(manager) as client:
+        projects, total = client.list_projects(states=["training", "pending"], limit=10)
+
+    assert projects == [summary]
+    assert total == 120
+    sent = manager.requests[0].url.params
+    assert sent.get_list("state") == ["training", "pending"]
+    assert (sent["limit"], sent["offset"]) == ("10", "0")

@@ -41,7 +41,7 @@ router = APIRouter(tags=["mock data"], responses=AUTH_RESPONSES)
 _jobs_lock = threading.Lock()
 
 
-def get_data_servers(runtime: RuntimeDep) -> DataServers:
+async def get_data_servers(runtime: RuntimeDep) -> DataServers:
     """The learner nodes' data servers: the embedded stack's (503 while the manager starts)."""
     return runtime.stack
 
@@ -64,12 +64,20 @@ MockJobsDep = Annotated[MockJobs, Depends(get_mock_jobs)]
 
 def _load(body: MockDataRequest, datasets_dir: Path) -> LoadedDataset:
     config = body.mock_data_configuration
-    loaded = load_requested_dataset(
-        name=config.dataset_name,
-        label_column=config.label_column,
-        labels_required=isinstance(body.partitioning, DirichletPartitioning),
-        datasets_dir=datasets_dir,
-    )
+    try:
+        loaded = load_requested_dataset(
+            name=config.dataset_name,
+            label_column=config.label_column,
+            labels_required=isinstance(body.partitioning, DirichletPartitioning),
+            datasets_dir=datasets_dir,
+        )
+    except InvalidMockDataError:
+        raise
+    except ValueError as e:  # a path the OS cannot take, e.g. with a NUL character
+        raise InvalidMockDataError(
+            ("body", "mock_data_configuration", "dataset_name"),
+            f"dataset name {config.dataset_name!r} is not a usable file name ({e})",
+        ) from e
     min_size = getattr(body.partitioning, "min_size", 1)
     if config.number_of_partitions * min_size > loaded.table.num_rows:
         raise InvalidMockDataError(

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
@@ -19,8 +19,14 @@ from flops_manager.api.deps import CurrentCaller, DatabaseDep, RuntimeDep, Sessi
 from flops_manager.api.errors import AUTH_RESPONSES, PermissionDeniedError
 from flops_manager.db import ProjectEvent
 from flops_manager.repos import RepoPolicyError
-from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState
+from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState, ProjectSummary
 from flops_manager.services import projects as service
+from flops_manager.services.project_list import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    list_project_summaries,
+)
 from flops_manager.services.projects import ProjectConflictError
 
 __all__ = ["router"]
@@ -29,6 +35,8 @@ router = APIRouter(tags=["projects"], responses=AUTH_RESPONSES)
 
 #: Most events one callback request may carry (reporters send at most 200).
 MAX_EVENTS_PER_CALLBACK = 1000
+#: The largest id the database can hold (a signed 64-bit integer); larger ones are a 422.
+MAX_EVENT_ID = 2**63 - 1
 
 
 @router.post("/projects", status_code=status.HTTP_201_CREATED)
@@ -48,9 +56,10 @@ def create_project(
     """
     try:
         runtime.lifecycle.context.repo_policy.check(body.ml_repo_url)
-    except RepoPolicyError as e:
+    except (RepoPolicyError, ValueError) as e:  # ValueError: urlsplit, e.g. "https://[x"
+        message = str(e) if isinstance(e, RepoPolicyError) else f"not a valid URL ({e})"
         raise RequestValidationError(
-            [{"loc": ("body", "ml_repo_url"), "msg": str(e), "type": "value_error"}]
+            [{"loc": ("body", "ml_repo_url"), "msg": message, "type": "value_error"}]
         ) from e
     try:
         project, token = service.create_project(session=session, caller=caller, body=body)
@@ -68,10 +77,55 @@ def create_project(
     }
 
 
-@router.get("/projects")
-def list_projects(caller: CurrentCaller, session: SessionDep) -> list[dict[str, Any]]:
-    """The caller's projects (every project for the admin), newest first."""
-    return [service.project_view(p) for p in service.list_projects(session=session, caller=caller)]
+@router.get(
+    "/projects",
+    response_model=list[ProjectSummary],
+    responses={
+        200: {
+            "headers": {
+                "X-Total-Count": {
+                    "description": "How many projects match in all (every page).",
+                    "schema": {"type": "integer"},
+                },
+                "Link": {
+                    "description": 'The next page, `<url>; rel="next"`, while there is one.',
+                    "schema": {"type": "string"},
+                },
+            }
+        }
+    },
+)
+def list_projects(
+    caller: CurrentCaller,
+    session: SessionDep,
+    request: Request,
+    state: Annotated[
+        list[ProjectState] | None,
+        Query(description="Only projects in this state; repeat it for several."),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="Projects per page, newest first.")
+    ] = DEFAULT_LIMIT,
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="Skip this many projects first.")
+    ] = 0,
+) -> Response:
+    """The caller's projects (every project for the admin), newest first, one page of
+    summaries: state, message, timestamps, round progress, strategy and learners, without
+    the configuration, result or events (`GET /projects/{id}` has them).
+
+    The body is a JSON list, as before pages existed; `X-Total-Count` says how many match,
+    and `Link` (`rel="next"`) gives the next page while there is one.
+    """
+    page = list_project_summaries(
+        session=session, caller=caller, states=state or (), limit=limit, offset=offset
+    )
+    headers = {"X-Total-Count": str(page.total)}
+    if offset + len(page.summaries) < page.total:
+        following = request.url.include_query_params(offset=offset + limit, limit=limit)
+        headers["Link"] = f'<{following}>; rel="next"'
+    # Encoded here, on the worker thread, not by FastAPI on the event loop.
+    return JSONResponse(page.summaries, headers=headers)
 
 
 @router.get("/projects/{project_id}")
@@ -91,7 +145,9 @@ def list_events(
     project_id: str,
     caller: CurrentCaller,
     session: SessionDep,
-    after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger id.")
+    ] = 0,
 ) -> list[dict[str, Any]]:
     """The project's state transitions and reported events, oldest first."""
     service.get_project(session=session, caller=caller, project_id=project_id)
@@ -104,17 +160,31 @@ async def stream_events(
     project_id: str,
     caller: CurrentCaller,
     database: DatabaseDep,
-    after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger id.")
+    ] = 0,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            max_length=64,
+            description="Resume after this event id (what a reconnecting EventSource "
+            "sends); a value that is not a non-negative integer is ignored.",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Server-sent events: every event as it is recorded; ends when the project is final.
 
     A client that reconnects resumes after `Last-Event-ID` (or `?after=`); a comment line is
-    sent every 15 s while nothing happens, so that proxies keep the connection open.
+    sent every 15 s while nothing happens, so that proxies keep the connection open. The
+    database is read on worker threads, never on the event loop.
     """
-    start = max(after, last_event_id or 0)
-    with database.session() as session:
-        service.get_project(session=session, caller=caller, project_id=project_id)
+    start = max(after, _event_id(last_event_id))
+
+    def check() -> None:
+        with database.session() as session:
+            service.get_project(session=session, caller=caller, project_id=project_id)
+
+    await run_in_threadpool(check)
 
     def poll(after: int) -> tuple[list[dict[str, Any]], bool]:
         with database.session() as session:
@@ -142,6 +212,12 @@ async def stream_events(
             await asyncio.sleep(0.25)
 
     return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _event_id(value: str | None) -> int:
+    """`Last-Event-ID` as an event id; 0 (from the start) unless a non-negative integer."""
+    value = (value or "").strip()
+    return min(int(value), MAX_EVENT_ID) if value.isascii() and value.isdigit() else 0
 
 
 @router.get("/projects/{project_id}/logs")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, Path, Query, status
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from flops_manager.api.deps import AdminCaller, CurrentCaller, SessionDep
 from flops_manager.api.errors import ADMIN_RESPONSES, AUTH_RESPONSES, ErrorBody
@@ -43,7 +43,9 @@ class TokenCreate(BaseModel):
         examples=["acme-lab"],
     )
     label: str = Field("", max_length=128, description="A note, e.g. who or what uses it.")
-    is_admin: bool = Field(False, description="Whether the token grants admin rights.")
+    is_admin: StrictBool = Field(
+        False, description="Whether the token grants admin rights: JSON true or false only."
+    )
 
     @field_validator("customer_id")
     @classmethod
@@ -139,7 +141,11 @@ def list_tokens(
         404: {"model": ErrorBody, "description": "No token with this id."},
     },
 )
-def revoke_token(token_id: int, session: SessionDep, _admin: AdminCaller) -> None:
+def revoke_token(
+    token_id: Annotated[int, Path(ge=0, le=2**63 - 1, description="The token's id.")],
+    session: SessionDep,
+    _admin: AdminCaller,
+) -> None:
     """Revoke a token: from now on it gets 401. Revoking a revoked token changes nothing."""
     token_service.revoke_token(session=session, token_id=token_id)
 

@@ -361,7 +361,7 @@ def test_reset_database_is_admin_only_and_forgets_finished_projects(
     not_admin_id = oak_client.request("DELETE", DATABASE, headers=admin,
                                       json={"customerID": "alice"})  # fmt: skip
     reset = oak_client.request("DELETE", DATABASE, headers=admin, json={"customerID": "Admin"})
-    again = oak_client.request("DELETE", f"{DATABASE}/", headers=admin)
+    again = oak_client.request("DELETE", f"{DATABASE}/?customerID=Admin", headers=admin)
 
     # Assert
     assert denied.status_code == 403
@@ -381,10 +381,11 @@ def test_reset_database_refuses_while_something_runs(
     admin = bearer(login(oakestra, "Admin"))
     active = _add_project(database, "alice", state="training")
 
-    while_active = oak_client.request("DELETE", DATABASE, headers=admin)
+    confirm = {"customerID": "Admin"}
+    while_active = oak_client.request("DELETE", DATABASE, headers=admin, json=confirm)
     with database.session() as session:
         _finish_with_live_service(session, active)
-    while_live = oak_client.request("DELETE", DATABASE, headers=admin)
+    while_live = oak_client.request("DELETE", DATABASE, headers=admin, json=confirm)
 
     assert while_active.status_code == 409
     assert active in while_active.json()["detail"]
@@ -392,6 +393,45 @@ def test_reset_database_refuses_while_something_runs(
     assert while_live.status_code == 409
     assert "never undeployed" in while_live.json()["detail"]
     assert len(oak_client.get(PROJECTS, headers=admin).json()) == 1
+
+
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        {"json": {}},
+        {},
+        {"json": {"customerID": None}},
+        {"json": {"customerID": ""}},
+        {"params": {"customerID": ""}},
+    ],
+    ids=["empty-object", "no-body", "null", "empty-string", "empty-query"],
+)
+def test_reset_database_without_customer_id_admin_deletes_nothing(
+    client: TestClient, admin: dict[str, str], database: Database, request_kwargs: dict[str, Any]
+) -> None:
+    # Prepare: finished projects an admin token could wipe by mistake
+    kept = {_add_project(database, "alice"), _add_project(database, "bob")}
+
+    # Execute: the admin token, but the request does not say customerID "Admin"
+    refused = client.request("DELETE", DATABASE, headers=admin, **request_kwargs)
+
+    # Assert
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == ["body", "customerID"]
+    assert '{"customerID": "Admin"}' in refused.json()["message"]
+    assert {p["id"] for p in client.get(PROJECTS, headers=admin).json()} == kept
+
+
+@pytest.mark.parametrize("customer_id", ["admin", "ADMIN", "Admin ", "alice"])
+def test_reset_database_with_another_customer_id_is_403(
+    client: TestClient, admin: dict[str, str], database: Database, customer_id: str
+) -> None:
+    kept = _add_project(database, "alice")
+
+    refused = client.request("DELETE", DATABASE, headers=admin, json={"customerID": customer_id})
+
+    assert refused.status_code == 403
+    assert [p["id"] for p in client.get(PROJECTS, headers=admin).json()] == [kept]
 
 
 def _finish_with_live_service(session: Session, project_id: str) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from flops_manager.core.security import hash_token
@@ -109,3 +111,33 @@ def test_unknown_fields_and_missing_customer_are_422(
     assert unknown.json()["detail"][0]["loc"] == ["body", "admin"]
     assert missing.status_code == 422
     assert missing.json()["detail"][0]["loc"] == ["body", "customer_id"]
+
+
+@pytest.mark.parametrize("not_a_boolean", [0, 1, "true", "false", "yes", None, [True]])
+def test_is_admin_must_be_a_json_boolean(
+    client: TestClient, admin: dict[str, str], not_a_boolean: Any
+) -> None:
+    response = client.post(
+        TOKENS, headers=admin, json={"customer_id": "acme", "is_admin": not_a_boolean}
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "is_admin"]
+    assert client.get(TOKENS, headers=admin).json() == []  # nothing was created
+
+
+def test_is_admin_true_and_false_work(client: TestClient, admin: dict[str, str]) -> None:
+    for flag in (True, False):
+        response = client.post(TOKENS, headers=admin, json={"customer_id": "a", "is_admin": flag})
+
+        assert response.status_code == 201
+        assert response.json()["is_admin"] is flag
+
+
+def test_a_token_id_beyond_64_bits_is_422_not_a_server_error(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    response = client.delete(f"{TOKENS}/{10**30}", headers=admin)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["path", "token_id"]

@@ -112,3 +112,22 @@ def test_learner_platforms_pick_each_learners_image_within_the_supported_ones() 
         ProjectCreate.model_validate(
             _body() | both | {"learner_platforms": ["linux/arm64", "linux/amd64"]}
         )
+
+
+@pytest.mark.parametrize("field", ["verbose", "use_devel_base_images"])
+@pytest.mark.parametrize("not_a_boolean", [0, 1, "true", "no", None])
+def test_flags_must_be_json_booleans(field: str, not_a_boolean: Any) -> None:
+    # The original SLAs send true/false; 0, 1 or strings are a mistake worth a 422.
+    with pytest.raises(ValidationError) as error:
+        ProjectCreate.model_validate(_body() | {field: not_a_boolean})
+
+    assert error.value.errors()[0]["loc"] == (field,)
+
+
+def test_flags_accept_json_booleans() -> None:
+    flags = {"verbose": True, "use_devel_base_images": False}
+
+    project = ProjectCreate.model_validate(_body() | flags)
+
+    assert project.verbose is True
+    assert project.use_devel_base_images is False
