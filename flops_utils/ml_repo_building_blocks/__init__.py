@@ -23,6 +23,7 @@ from flops_utils.ml_data_client import (
 )
 
 __all__ = [
+    "DEFAULT_FETCH_TIMEOUT_S",
     "DataSource",
     "DataSourceNotConfiguredError",
     "clear_data_source",
@@ -38,6 +39,10 @@ class DataSourceNotConfiguredError(MLDataError):
     """`load_dataset()` was called before `configure_data_source()`."""
 
 
+#: Seconds `load_dataset()` may take to fetch one dataset before it fails naming the server.
+DEFAULT_FETCH_TIMEOUT_S = 600.0
+
+
 @dataclass(frozen=True)
 class DataSource:
     """Where `load_dataset()` reads from.
@@ -48,16 +53,22 @@ class DataSource:
         The ML data server, e.g. `grpc://127.0.0.1:11027`.
     data_tags : tuple[str, ...]
         The data tags whose datasets make up the node's data.
+    fetch_timeout_s : float
+        Seconds one dataset's download may take; a server that stops answering mid-way then
+        fails `load_dataset()` naming it instead of hanging the learner.
     """
 
     address: str
     data_tags: tuple[str, ...]
+    fetch_timeout_s: float = DEFAULT_FETCH_TIMEOUT_S
 
 
 _data_source: DataSource | None = None
 
 
-def configure_data_source(address: str, data_tags: Sequence[str]) -> None:
+def configure_data_source(
+    address: str, data_tags: Sequence[str], *, fetch_timeout_s: float = DEFAULT_FETCH_TIMEOUT_S
+) -> None:
     """Set the data server and data tags `load_dataset()` reads from.
 
     The FLOps learner calls this before it imports the repo's code. For a local experiment,
@@ -69,13 +80,17 @@ def configure_data_source(address: str, data_tags: Sequence[str]) -> None:
         The ML data server, as `grpc://host:port` or `host:port`.
     data_tags : Sequence[str]
         The data tags to load; datasets with any of them are returned together.
+    fetch_timeout_s : float
+        Seconds one dataset's download may take (default 600).
     """
     global _data_source
     if isinstance(data_tags, str) or not data_tags:
         raise InvalidRequestError(
             f"data_tags must be a non-empty list of data tags, got {data_tags!r}"
         )
-    _data_source = DataSource(address=address, data_tags=tuple(data_tags))
+    _data_source = DataSource(
+        address=address, data_tags=tuple(data_tags), fetch_timeout_s=fetch_timeout_s
+    )
     logger.debug("Data source set to %s, data tags %s", address, list(data_tags))
 
 
@@ -117,7 +132,7 @@ def load_dataset() -> datasets.Dataset:
             "`flops-data-server serve` running and data pushed to it with "
             "`flops-data-server push FILE --tag <data tag>`."
         )
-    with MLDataClient(source.address) as client:
+    with MLDataClient(source.address, transfer_timeout=source.fetch_timeout_s) as client:
         table = client.fetch_table(source.data_tags)
     # Wrapping the Arrow table directly keeps its schema, including the Hugging Face
     # features stored in its metadata; no temporary parquet file is needed.

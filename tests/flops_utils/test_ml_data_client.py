@@ -2,6 +2,7 @@
 
 import re
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -208,3 +209,34 @@ def test_load_dataset_reports_unreachable_server(unused_address: str) -> None:
     # Execute / Assert
     with pytest.raises(DataServerUnavailableError, match=re.escape(unused_address)):
         load_dataset()
+
+
+class _StallingServer(MLDataServer):
+    """A real data server whose downloads stall until `release` is set (a frozen node)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = threading.Event()
+
+    def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> object:
+        self.release.wait(30)
+        return super().do_get(context, ticket)
+
+
+@pytest.mark.usefixtures("no_data_source")
+def test_load_dataset_gives_up_on_a_server_that_stops_answering_mid_download(
+    tmp_path: Path,
+) -> None:
+    # Prepare: data on a server that lists it but never sends it
+    server = _StallingServer(tmp_path / "ml_data", host="127.0.0.1", port=0)
+    try:
+        with MLDataClient(f"127.0.0.1:{server.port}") as data_client:
+            data_client.push_table("pets", pa.table({"label": [0, 1]}))
+        configure_data_source(f"127.0.0.1:{server.port}", ["pets"], fetch_timeout_s=1.0)
+
+        # Execute / Assert: a clear error naming the server, not a hang
+        with pytest.raises(DataServerUnavailableError, match=f"127.0.0.1:{server.port}"):
+            load_dataset()
+    finally:
+        server.release.set()
+        server.shutdown()
