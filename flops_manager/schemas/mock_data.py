@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from flops_manager.core.data_tags import DATA_TAG_MAX_LENGTH, DATA_TAG_PATTERN
 from flops_manager.services.tokens import CUSTOMER_ID_PATTERN
@@ -104,7 +104,21 @@ class DirichletPartitioning(BaseModel):
     min_size: int = Field(1, ge=1, description="Rows each partition gets at least.")
 
 
-Partitioning = Annotated[IidPartitioning | DirichletPartitioning, Field(discriminator="kind")]
+def _partitioning_kind(value: Any) -> Any:
+    """The `kind` of a partitioning; `iid` when it is left out, as its schema documents."""
+    if isinstance(value, dict):
+        return value.get("kind", "iid")
+    return getattr(value, "kind", None)
+
+
+Partitioning = Annotated[
+    Annotated[IidPartitioning, Tag("iid")] | Annotated[DirichletPartitioning, Tag("dirichlet")],
+    Discriminator(
+        _partitioning_kind,
+        custom_error_type="partitioning_kind",
+        custom_error_message="partitioning.kind must be 'iid' or 'dirichlet'",
+    ),
+]
 
 
 class MockDataRequest(BaseModel):

@@ -404,3 +404,14 @@ def test_only_the_admin_pushes_shared_data(
 
 def _without_customer(request: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in request.items() if k != "customerID"}
+
+
+def test_a_partitioning_without_kind_is_iid_as_documented(
+    client: TestClient, admin: dict[str, str], nodes: LocalDataServers
+) -> None:
+    # Execute: the schema documents `kind` with the default `iid`
+    created = client.post(MOCKS, headers=admin, json=body(partitioning={}))
+
+    # Assert
+    assert created.status_code == 201, created.text
+    assert created.json()["partitioning"]["kind"] == "iid"
