@@ -1,8 +1,11 @@
-"""Fixtures shared by all test folders: free ports and a real HTTP receiver for events."""
+"""Fixtures shared by all test folders: free ports, a real HTTP receiver for events, and
+MLflow's process-wide URIs put back after every test."""
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -24,3 +27,37 @@ def events() -> Iterator[EventReceiver]:
     receiver = EventReceiver()
     yield receiver
     receiver.close()
+
+
+# MLflow keeps its tracking and registry URIs in module globals and copies them into the
+# environment (for subprocesses). A test that sets them (directly, or through the aggregator's
+# tracker in-process) would otherwise send every later test's in-process MLflow calls, and
+# the processes it starts, to a server that is long gone.
+_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_MLFLOW_URI_GLOBALS = (
+    ("mlflow.tracking._tracking_service.utils", "_tracking_uri"),
+    ("mlflow.tracking._model_registry.utils", "_registry_uri"),
+)
+
+
+def _mlflow_uri_globals() -> list[object]:
+    return [
+        getattr(sys.modules[module], name) if module in sys.modules else None
+        for module, name in _MLFLOW_URI_GLOBALS
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uris_restored() -> Iterator[None]:
+    """Put MLflow's tracking and registry URIs (globals and environment) back after a test."""
+    env = {name: os.environ.get(name) for name in _MLFLOW_ENV}
+    uris = _mlflow_uri_globals()
+    yield
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    for (module, name), value in zip(_MLFLOW_URI_GLOBALS, uris, strict=True):
+        if module in sys.modules:
+            setattr(sys.modules[module], name, value)
