@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -23,6 +24,9 @@ from flops_manager.core.config import Settings
 from flops_manager.db import Database
 from flops_manager.main import create_app
 from tests.conftest import free_port
+
+if TYPE_CHECKING:  # manager_process imports this module
+    from tests.flops_manager.api.manager_process import ManagerProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
@@ -186,3 +190,16 @@ def repo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "example"]):
         subprocess.run([*git, *args], cwd=repo, check=True)
     return f"file://{repo}"
+
+
+@pytest.fixture(scope="module")
+def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerProcess]:
+    """A real manager (embedded default, local repos allowed) shared by a module's tests."""
+    from tests.flops_manager.api.manager_process import ManagerProcess
+
+    manager = ManagerProcess(tmp_path_factory.mktemp("manager"))
+    try:
+        manager.start()
+        yield manager
+    finally:
+        manager.stop()

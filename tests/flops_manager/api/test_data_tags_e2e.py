@@ -8,7 +8,6 @@ schemas"). Here both push under `digits` and acme's project must train on acme's
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,16 +18,6 @@ pytestmark = pytest.mark.e2e
 
 LEARNERS = 3
 DIGITS_ROWS = 1797
-
-
-@pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerProcess]:
-    manager = ManagerProcess(tmp_path_factory.mktemp("manager"))
-    try:
-        manager.start()
-        yield manager
-    finally:
-        manager.stop()
 
 
 def _customer(manager: ManagerProcess, customer: str) -> dict[str, str]:

@@ -19,16 +19,6 @@ pytestmark = pytest.mark.e2e
 CONNECT_TIMEOUT_S = 300
 
 
-@pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerProcess]:
-    manager = ManagerProcess(tmp_path_factory.mktemp("manager"))
-    try:
-        manager.start()
-        yield manager
-    finally:
-        manager.stop()
-
-
 def _body(repo_url: str, data_tags: list[str]) -> dict[str, Any]:
     return {
         "customerID": "Admin",

@@ -27,16 +27,6 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 MIB = 1_048_576
 
 
-@pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerProcess]:
-    manager = ManagerProcess(tmp_path_factory.mktemp("manager"))
-    try:
-        manager.start()
-        yield manager
-    finally:
-        manager.stop()
-
-
 def _body(repo_url: str, **fields: Any) -> dict[str, Any]:
     training = fields.pop("training", {})
     return {
