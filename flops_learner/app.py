@@ -17,7 +17,7 @@ from flops_utils.events import EventReporter, EventType
 from flops_utils.flower_client import grpc_error_detail, start_client_with_retry
 from flops_utils.logs import get_logger
 from flops_utils.ml_data_client import MLDataError, NoDataForTagsError
-from flops_utils.ml_repo_building_blocks import configure_data_source
+from flops_utils.ml_repo_building_blocks import configure_data_source, enable_formatted_columns
 from flops_utils.repo_checker import RepoContractError, check_repo
 from flops_utils.user_code import UserCodeError, call_user_code, load_model_manager
 
@@ -43,6 +43,9 @@ def run_learner(config: LearnerConfig, *, reporter: EventReporter) -> int:
         return _fail(config, reporter, report.format_problems(), RepoContractError(report.problems))
     try:
         configure_data_source(config.data_server, config.data_tags)
+        # The repo's code sees `dataset["column"]` as in the original FLOps (datasets 2.x)
+        # from its first line on, also for datasets it loads itself.
+        enable_formatted_columns()
         model_manager = load_model_manager(config.repo_dir)
         call_user_code("ModelManager.set_model_data()", model_manager.set_model_data)
     except UserCodeError as e:

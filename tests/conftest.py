@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from flops_utils.event_receiver import EventReceiver
 
-__all__ = ["EventReceiver", "free_port"]
+__all__ = ["EventReceiver", "eventually", "free_port"]
 
 
 def free_port() -> int:
@@ -20,6 +21,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Return once `check()` holds; fail the test saying `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout:g} s: {what}")
+        time.sleep(0.3)
 
 
 @pytest.fixture
@@ -61,3 +71,25 @@ def _mlflow_uris_restored() -> Iterator[None]:
     for (module, name), value in zip(_MLFLOW_URI_GLOBALS, uris, strict=True):
         if module in sys.modules:
             setattr(sys.modules[module], name, value)
+
+
+_COLUMNS_MODULE = "flops_utils.ml_repo_building_blocks.dataset_columns"
+
+
+def _formatted_columns_enabled() -> bool:
+    module = sys.modules.get(_COLUMNS_MODULE)
+    return bool(module is not None and module.formatted_columns_enabled())
+
+
+@pytest.fixture(autouse=True)
+def _dataset_columns_restored() -> Iterator[None]:
+    """Put `datasets.Dataset.__getitem__` back after a test that ran `load_dataset()` or a
+    learner in-process: they give every dataset of the process the 2.x column semantics."""
+    enabled = _formatted_columns_enabled()
+    yield
+    module = sys.modules.get(_COLUMNS_MODULE)
+    if module is not None and module.formatted_columns_enabled() != enabled:
+        if enabled:
+            module.enable_formatted_columns()
+        else:
+            module.disable_formatted_columns()

@@ -21,6 +21,11 @@ from flops_utils.ml_data_client import (
     MLDataClient,
     MLDataError,
 )
+from flops_utils.ml_repo_building_blocks.dataset_columns import (
+    disable_formatted_columns,
+    enable_formatted_columns,
+    formatted_columns_enabled,
+)
 
 __all__ = [
     "DEFAULT_FETCH_TIMEOUT_S",
@@ -29,6 +34,9 @@ __all__ = [
     "clear_data_source",
     "configure_data_source",
     "configured_data_source",
+    "disable_formatted_columns",
+    "enable_formatted_columns",
+    "formatted_columns_enabled",
     "load_dataset",
 ]
 
@@ -108,6 +116,10 @@ def clear_data_source() -> None:
 def load_dataset() -> datasets.Dataset:
     """Return all data of the configured data tags as one dataset in Arrow format.
 
+    It also makes `dataset["name"]` return the formatted column for every dataset of the
+    process, as the `datasets` 2.x of the original FLOps did (see `enable_formatted_columns`):
+    after `set_format("numpy")`, `dataset["image"]` is one NumPy array.
+
     Returns
     -------
     datasets.Dataset
@@ -132,6 +144,7 @@ def load_dataset() -> datasets.Dataset:
             "`flops-data-server serve` running and data pushed to it with "
             "`flops-data-server push FILE --tag <data tag>`."
         )
+    enable_formatted_columns()
     with MLDataClient(source.address, transfer_timeout=source.fetch_timeout_s) as client:
         table = client.fetch_table(source.data_tags)
     # Wrapping the Arrow table directly keeps its schema, including the Hugging Face
