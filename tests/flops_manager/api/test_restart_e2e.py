@@ -6,13 +6,13 @@ import contextlib
 import json
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import eventually
 from tests.flops_manager.api.conftest import alive
 from tests.flops_manager.api.manager_process import ManagerProcess
 
@@ -29,15 +29,6 @@ def body(repo_url: str, rounds: int) -> dict[str, Any]:
             "min_fit_clients": 3, "min_evaluate_clients": 3,
         },
     }  # fmt: skip
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Return once `check()` holds; fail the test saying `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout:g} s: {what}")
-        time.sleep(0.3)
 
 
 def _cmdlines() -> Iterator[tuple[int, list[str]]]:
