@@ -92,6 +92,10 @@ class ManagerProcess:
         kwargs.setdefault("headers", {"Authorization": f"Bearer {ADMIN_TOKEN}"})
         return httpx.request(method, f"{self.url}/api/flops{path}", timeout=120, **kwargs)
 
+    def data_server(self, node: int) -> str:
+        """Address of the embedded default's learner node `node`'s data server."""
+        return f"grpc://127.0.0.1:{int(self.env['FLOPS_DATA_SERVER_PORT']) + node}"
+
     def push_mock_data(self, partitions: int, dataset: str = "digits") -> None:
         """Partition a bundled dataset onto the learner nodes under the tag `dataset`."""
         mock = {"dataset_name": dataset, "number_of_partitions": partitions, "data_tag": dataset}
