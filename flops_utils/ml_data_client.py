@@ -219,8 +219,7 @@ class MLDataClient:
         if not flights:
             raise NoDataForTagsError(
                 f"no data for data tags {list(data_tags)} on the ML data server at "
-                f"{self._address}; push some with `flops-data-server push FILE --tag TAG "
-                f"--server {self._address}`"
+                f"{self._address}; {self._no_data_hint(data_tags)}"
             )
         tables: list[pa.Table] = []
         for name, info in flights:
@@ -247,6 +246,24 @@ class MLDataClient:
         except flight.FlightError as e:
             self._raise(e, f"could not drop dataset {name}")
         logger.info("Dropped %s on %s", name, self._address)
+
+    def _no_data_hint(self, data_tags: Sequence[str]) -> str:
+        """What to do about missing data: name shared data the project could read instead.
+
+        The manager stores a customer's tag `TAG` as `<customer>:TAG`; data pushed without a
+        namespace (by hand, or by the original FLOps mock provider) is the shared `TAG`, which
+        a project reads as `shared:TAG`.
+        """
+        plain = sorted({tag.split(":", 1)[1] for tag in data_tags if ":" in tag})
+        found = sorted({name.split(".", 1)[0] for name, _ in self._flights(plain)}) if plain else []
+        if found:
+            names = ", ".join(f"'shared:{tag}'" for tag in found)
+            return (
+                f"the server holds shared data (pushed without a customer, e.g. by hand or by the "
+                f"original FLOps mock provider) under {found}: name it {names} in the project's "
+                f"data_tags to read it"
+            )
+        return f"push some with `flops-data-server push FILE --tag TAG --server {self._address}`"
 
     def _flights(self, data_tags: Sequence[str] | None) -> list[tuple[str, flight.FlightInfo]]:
         """List the matching flights as (dataset name, flight info) pairs."""

@@ -135,6 +135,16 @@ def test_missing_data_names_tags_and_server(client: MLDataClient) -> None:
         client.fetch_table(["mnist"])
 
 
+def test_missing_customer_data_points_at_shared_data_of_that_name(client: MLDataClient) -> None:
+    # Prepare: the original FLOps mock provider pushes plain tags; a project of customer
+    # Admin reads its own namespace, `Admin:mnist`.
+    client.push_table("mnist", pa.table({"x": [1]}))
+
+    # Execute / Assert
+    with pytest.raises(NoDataForTagsError, match=r"\['mnist'\].*name it 'shared:mnist'"):
+        client.fetch_table(["Admin:mnist"])
+
+
 def test_incompatible_tables_are_reported(client: MLDataClient) -> None:
     # Prepare
     client.push_table("mnist", pa.table({"x": [1]}))
