@@ -92,9 +92,10 @@ class ManagerProcess:
         kwargs.setdefault("headers", {"Authorization": f"Bearer {ADMIN_TOKEN}"})
         return httpx.request(method, f"{self.url}/api/flops{path}", timeout=120, **kwargs)
 
-    def push_mock_data(self, partitions: int, dataset: str = "digits") -> None:
-        """Partition a bundled dataset onto the learner nodes under the tag `dataset`."""
-        mock = {"dataset_name": dataset, "number_of_partitions": partitions, "data_tag": dataset}
+    def push_mock_data(self, partitions: int, dataset: str = "digits", tag: str = "") -> None:
+        """Partition a bundled dataset onto the learner nodes under `tag` (default `dataset`)."""
+        mock = {"dataset_name": dataset, "number_of_partitions": partitions,
+                "data_tag": tag or dataset}  # fmt: skip
         response = self.api(
             "POST", "/mocks", json={"customerID": "Admin", "mock_data_configuration": mock}
         )
