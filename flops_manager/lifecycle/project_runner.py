@@ -15,7 +15,7 @@ import json
 import queue
 import socket
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -195,19 +195,22 @@ class ProjectRunner(threading.Thread):
         config = self.body.training_configuration
         plan = plan_clusters(
             self.context.orchestrator, self.context.orchestrator_kind,
-            self.context.configured_clusters, config.deployed_learners,
+            self.context.configured_clusters, config.learners,
+            min_available=config.min_available_clients, nodes=self.context.stack.nodes,
         )  # fmt: skip
         learners_of, placed, active = plan.learners_of, plan.placeable, plan.active
+        if plan.simulated:
+            self.store.event("clusters_simulated", plan.describe(), data=plan.split())
         for name in plan.empty:
             self.store.event(
                 "cluster_without_learners",
-                f"cluster {name} gets no learner ({config.deployed_learners} learners for "
+                f"cluster {name} gets no learner ({plan.learners} learners for "
                 f"{len(learners_of)} clusters); it takes no part in training",
             )
         self.store.transition(
             ProjectState.TRAINING,
             f"starting the root aggregator, {len(active)} cluster aggregators "
-            f"({', '.join(active)}) and {config.deployed_learners} learners",
+            f"({', '.join(active)}) and {plan.learners} learners",
             tracking_url=self.context.stack.tracking_url,
         )
         root, root_address = self._deploy_aggregator(
@@ -233,7 +236,7 @@ class ProjectRunner(threading.Thread):
             addresses[address] = learners_of[name]
             cluster_of_address[address] = name
         placement = {a: c for a, c in cluster_of_address.items() if c in placed}
-        learners = self._deploy_learners(runtime, addresses, placement)
+        learners = self._deploy_learners(runtime, addresses, placement, plan.node_of)
         ids = iter(learners)  # deployed in the order of `addresses`
         members = {cluster_of_address[a]: [next(ids) for _ in i] for a, i in addresses.items()}
         groups = hierarchy_groups(cluster_aggregators, members, config.min_available_clients,
@@ -405,9 +408,13 @@ class ProjectRunner(threading.Thread):
         return service_id, state.address or f"127.0.0.1:{port}"
 
     def _deploy_learners(
-        self, runtime: ServiceRuntime, learners: dict[str, list[int]], clusters: dict[str, str]
-    ) -> list[str]:
-        """Deploy learners by the aggregator address they train with; their service ids."""
+        self, runtime: ServiceRuntime, learners: dict[str, list[int]], clusters: dict[str, str],
+        nodes: Mapping[int, int] | None = None,
+    ) -> list[str]:  # fmt: skip
+        """Deploy learners by the aggregator address they train with; their service ids.
+
+        Learner `i` reads the data of node `nodes[i]`, by default of node `i` (modulo the nodes).
+        """
         config = self.body.training_configuration
         try:
             data_tags = stored_data_tags(self.body.customer_id, config.data_tags)
@@ -420,7 +427,7 @@ class ProjectRunner(threading.Thread):
                     "python", "-m", "flops_learner", "--project-id", self.project_id,
                     "--name", f"learner{i}", "--repo-dir", runtime.code_dir,
                     "--aggregator", address,
-                    "--data-server", self.context.stack.data_server(i),
+                    "--data-server", self.context.stack.data_server((nodes or {}).get(i, i)),
                     "--connect-timeout", str(config.connect_timeout_s),
                 ]  # fmt: skip
                 specs.append(

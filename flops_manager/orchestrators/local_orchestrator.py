@@ -97,6 +97,7 @@ class LocalOrchestrator(Orchestrator):
     """
 
     kind = "local"
+    simulates_clusters = True
 
     def __init__(
         self,

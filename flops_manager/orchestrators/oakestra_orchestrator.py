@@ -92,6 +92,7 @@ class OakestraOrchestrator(Orchestrator):
     """
 
     kind: ClassVar[str] = "oakestra"
+    reports_clusters: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -146,6 +146,12 @@ class Orchestrator(abc.ABC):
 
     kind: ClassVar[str]
     """The name `create_orchestrator` knows this backend by."""
+    reports_clusters: ClassVar[bool] = False
+    """Capability: `clusters()` are real clusters of its own (Oakestra's active ones), where
+    hierarchical FL trains; configured cluster names do not apply."""
+    simulates_clusters: ClassVar[bool] = False
+    """Capability: with no clusters configured, hierarchical FL may make clusters of the
+    embedded default's simulated nodes; every service of them runs on this machine."""
 
     @abc.abstractmethod
     def deploy(self, spec: ServiceSpec) -> str:

@@ -81,7 +81,9 @@ class TrainingConfiguration(BaseModel):
         "classic",
         description="classic (one aggregator) or hierarchical (an aggregator per cluster, "
         "learners spread over the clusters round-robin, a root aggregator above; the "
-        "min_*_clients apply per cluster, capped by the cluster's learners).",
+        "min_*_clients apply per cluster, capped by the cluster's learners). With no clusters "
+        "configured, the embedded default simulates two, each with min_available_clients "
+        "learners.",
     )
     data_tags: list[Annotated[str, Field(max_length=MAX_DATA_TAG_LENGTH)]] = Field(
         min_length=1,
@@ -104,7 +106,11 @@ class TrainingConfiguration(BaseModel):
     min_fit_clients: int = Field(1, ge=1, description="Learners that train in each round.")
     min_evaluate_clients: int = Field(1, ge=1, description="Learners that evaluate each round.")
     learners: int | None = Field(
-        None, ge=1, le=1_000, description="Learners to deploy; default min_available_clients."
+        None,
+        ge=1,
+        le=1_000,
+        description="Learners to deploy; default min_available_clients (per cluster on "
+        "simulated clusters).",
     )
     strategy: str = Field("FedAvg", description=f"One of: {', '.join(STRATEGIES)}.")
     strategy_params: dict[str, Any] = Field(

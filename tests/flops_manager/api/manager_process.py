@@ -96,9 +96,10 @@ class ManagerProcess:
         """Address of the embedded default's learner node `node`'s data server."""
         return f"grpc://127.0.0.1:{int(self.env['FLOPS_DATA_SERVER_PORT']) + node}"
 
-    def push_mock_data(self, partitions: int, dataset: str = "digits") -> None:
-        """Partition a bundled dataset onto the learner nodes under the tag `dataset`."""
-        mock = {"dataset_name": dataset, "number_of_partitions": partitions, "data_tag": dataset}
+    def push_mock_data(self, partitions: int, dataset: str = "digits", tag: str = "") -> None:
+        """Partition a bundled dataset onto the learner nodes under `tag` (default `dataset`)."""
+        mock = {"dataset_name": dataset, "number_of_partitions": partitions,
+                "data_tag": tag or dataset}  # fmt: skip
         response = self.api(
             "POST", "/mocks", json={"customerID": "Admin", "mock_data_configuration": mock}
         )
