@@ -59,8 +59,9 @@ docker info >/dev/null 2>&1 ||
   fail "the Docker daemon does not answer: start it (on Debian, scripts/container-env.sh does)"
 
 # 1. The env file.
-env_file="$(cd "$(dirname "$env_file")" 2>/dev/null && pwd)/$(basename "$env_file")" ||
+env_dir="$(cd "$(dirname "$env_file")" 2>/dev/null && pwd)" ||
   fail "the folder of --env-file $env_file does not exist"
+env_file="$env_dir/$(basename "$env_file")"
 say "env file: $("$here/scripts/compose-env.sh" --output "$env_file" | sed 's/^compose-env: //')"
 
 if [[ -n "${FLOPS_COMPOSE:-}" ]]; then
@@ -105,30 +106,30 @@ unset config  # it holds the admin token
 stack=("registry registry FLOPS_REGISTRY_IMAGE" "mlflow mlflow FLOPS_MLFLOW_IMAGE"
   "manager manager FLOPS_MANAGER_IMAGE" "image-builder image-builder FLOPS_BUILDER_IMAGE")
 to_build=()
+missing=0  # of to_build, the images the Docker daemon lacks (the others are checked again)
 have_buildah=false
 command -v buildah >/dev/null && command -v skopeo >/dev/null && have_buildah=true
 for entry in "${stack[@]}"; do
   read -r service name variable <<<"$entry"
   image="${image_of[$service]:-}"
   [[ -n "$image" ]] || fail "docker-compose.yml has no image for the service $service"
-  if [[ "$image" == "$prefix/flops/"* ]]; then
-    if $have_buildah || ! docker image inspect "$image" >/dev/null 2>&1; then
-      say "$service: $image was built here; checking it against the sources"
-      to_build+=("$entry")
-    else
-      say "$service: $image is in the Docker daemon (built here)"
-    fi
-  elif docker image inspect "$image" >/dev/null 2>&1; then
+  present=false
+  docker image inspect "$image" >/dev/null 2>&1 && present=true
+  if [[ "$image" == "$prefix/flops/"* ]] && { $have_buildah || ! $present; }; then
+    say "$service: $image was built here; checking it against the sources"
+    to_build+=("$entry")
+    $present || missing=$((missing + 1))
+  elif $present; then
     say "$service: $image is in the Docker daemon"
   elif pulled="$(docker pull --quiet "$image" 2>&1)"; then
     say "$service: pulled $image"
   else
-    say "$service: $image cannot be pulled ($(tail -n 1 <<<"$pulled" | sed 's/^Error response from daemon: //')); building it"
+    say "$service: $image cannot be pulled ($(tail -n 1 <<<"$pulled" | sed 's/^Error response from daemon: //; s/^Get "[^"]*": //; s/^dial tcp: //')); building it"
     to_build+=("$entry")
+    missing=$((missing + 1))
   fi
 done
 
-registry_up() { curl -fsS --max-time 5 "http://$bootstrap_registry/v2/" >/dev/null 2>&1; }
 tls_flag() { case "$1" in localhost[:/]* | 127.*) echo --tls-verify=false ;; *) echo --tls-verify=true ;; esac; }
 pullable_base() {  # can the builder (Buildah, or Docker without it) start FROM this image?
   if $have_buildah; then
@@ -137,28 +138,40 @@ pullable_base() {  # can the builder (Buildah, or Docker without it) start FROM 
     docker image inspect "$1" >/dev/null 2>&1 || docker pull --quiet "$1" >/dev/null 2>&1
   fi
 }
-
-# 3. The base of what is built.
-if ((${#to_build[@]})); then
+no_base=""  # why there is nothing to build from
+resolve_base() {  # sets base_image to what builds start FROM, bootstrapping it if need be
   if pullable_base "$base_image"; then
     say "base: $base_image"
-  else
-    say "base: $base_image cannot be pulled; using $bootstrapped_base"
-    if ! pullable_base "$bootstrapped_base"; then
-      $have_buildah && command -v debootstrap >/dev/null ||
-        fail "nothing to build from: install buildah, skopeo and debootstrap (scripts/container-env.sh does) or set FLOPS_BASE_IMAGE in $env_file to a base image this machine can pull"
-      registry_up ||
-        fail "no registry on $bootstrap_registry to bootstrap the base into: run scripts/container-env.sh (starts one) or set FLOPS_BOOTSTRAP_REGISTRY"
-      say "base: bootstrapping $bootstrapped_base with base_images/bootstrap-base.sh (about 1 min)"
-      "$here/base_images/bootstrap-base.sh" --registry "$bootstrap_registry" \
-        --platforms "linux/$(buildah info --format '{{.host.arch}}')" >>"$log" 2>&1 ||
-        fail "bootstrap-base.sh failed; its output is in $log"
-    fi
-    base_image="$bootstrapped_base"
-    [[ "$(sed -n 's/^FLOPS_BASE_IMAGE=//p' "$env_file" | tail -n 1)" == "$base_image" ]] ||
-      set_env FLOPS_BASE_IMAGE "$base_image"
+    return 0
   fi
+  say "base: $base_image cannot be pulled; using $bootstrapped_base"
+  if ! pullable_base "$bootstrapped_base"; then
+    if ! $have_buildah || ! command -v debootstrap >/dev/null; then
+      no_base="install buildah, skopeo and debootstrap (scripts/container-env.sh does) or set FLOPS_BASE_IMAGE in $env_file to a base image this machine can pull"
+      return 1
+    fi
+    if ! curl -fsS --max-time 5 "http://$bootstrap_registry/v2/" >/dev/null 2>&1; then
+      no_base="no registry on $bootstrap_registry to bootstrap the base into: run scripts/container-env.sh (starts one), set FLOPS_BOOTSTRAP_REGISTRY, or set FLOPS_BASE_IMAGE in $env_file to a base image this machine can pull"
+      return 1
+    fi
+    say "base: bootstrapping $bootstrapped_base with base_images/bootstrap-base.sh (about 1 min)"
+    "$here/base_images/bootstrap-base.sh" --registry "$bootstrap_registry" \
+      --platforms "linux/$(buildah info --format '{{.host.arch}}')" >>"$log" 2>&1 ||
+      fail "bootstrap-base.sh failed; the end of its output:$(echo; tail -n 25 "$log")"
+  fi
+  base_image="$bootstrapped_base"
+  [[ "$(sed -n 's/^FLOPS_BASE_IMAGE=//p' "$env_file" | tail -n 1)" == "$base_image" ]] ||
+    set_env FLOPS_BASE_IMAGE "$base_image"
+}
 
+# 3. The base of what is built; images built here that are present are used as they are when
+# there is nothing to check them with.
+if ((${#to_build[@]})) && ! resolve_base; then
+  ((missing == 0)) || fail "nothing to build from: $no_base"
+  say "cannot check the images built here against the sources ($no_base); using them as they are"
+  to_build=()
+fi
+if ((${#to_build[@]})); then
   names=()
   for entry in "${to_build[@]}"; do names+=("$(cut -d' ' -f2 <<<"$entry")"); done
   build_started=$SECONDS

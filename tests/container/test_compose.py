@@ -407,7 +407,10 @@ def test_a_second_run_with_nothing_changed_is_quick_and_recreates_nothing(stack:
     # Assert
     assert seconds < WARM_WITHIN, result.stdout
     assert stack.container_ids() == before
-    assert "built " not in result.stdout
+    # images built here are checked against the sources, and not built again
+    checked = re.findall(r"^compose-up: +\S+/flops/\S+ +(\w+) ", result.stdout, re.MULTILINE)
+    assert set(checked) <= {"skipped"}, result.stdout
+    assert len(checked) == (4 if stack.case == "airgapped" else 0), result.stdout
     assert _read_env(stack.env_file) == stack.env
 
 
@@ -448,3 +451,28 @@ def test_plain_compose_up_with_the_stock_env_file_stops_at_docker_hub(
     # Assert
     assert result.returncode != 0
     assert "registry-1.docker.io" in result.stdout + result.stderr
+
+
+def test_compose_up_says_what_to_do_when_there_is_nothing_to_build_from(
+    container_host: None, docker_hub_reachable: bool, tmp_path: Path
+) -> None:
+    if docker_hub_reachable:
+        pytest.skip("Docker Hub can be reached from here")
+    # Prepare: the stock env file, and no registry to find or bootstrap the Debian base in
+    env_file = tmp_path / "stock.env"
+    env = _clean_env(FLOPS_BOOTSTRAP_REGISTRY=f"127.0.0.1:{free_port()}")
+
+    # Execute
+    result = _run([str(COMPOSE_UP), "--env-file", str(env_file), "-p", "flopstestnobase"],
+                  check=False, env=env)  # fmt: skip
+
+    # Assert
+    assert result.returncode == 1
+    assert "nothing to build from: no registry on 127.0.0.1:" in result.stderr
+    assert "run scripts/container-env.sh" in result.stderr
+    assert (
+        _run(
+            ["docker", "ps", "-aq", "--filter", "label=com.docker.compose.project=flopstestnobase"]
+        ).stdout
+        == ""
+    )
