@@ -216,7 +216,7 @@ while :; do
     '{{index .Config.Labels "com.docker.compose.service"}}={{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' \
     "${ids[@]}" | sort | tr '\n' ' ')"
   states="${states% }"
-  [[ "$states" == "$last" ]] || say "waiting: $states"
+  [[ "$states" == "$last" ]] || say "services: $states"
   last="$states"
   if ! grep -qvE '=(healthy|running)$' <(tr ' ' '\n' <<<"$states"); then
     break
