@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install container-env demo test test-containers test-e2e test-unit lint bench bench-rounds bench-api bench-images bench-hfl clean
+.PHONY: install container-env compose-up demo test test-containers test-e2e test-unit lint bench bench-rounds bench-api bench-images bench-hfl clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: $(STAMP)  ## Run a complete FL project on this machine (sklearn digits, 3 
 
 container-env:  ## Install and start dockerd, buildah, the registry, qemu arm64; bootstrap the base image.
 	bash scripts/container-env.sh
+
+compose-up:  ## The management stack with Compose: pull or build its images, start it, wait until healthy.
+	bash scripts/compose-up.sh $(ARGS)
 
 test: $(STAMP)  ## Unit and end-to-end tests (real manager, MLflow, data servers, Flower processes).
 	$(BIN)/python -m pytest -m "not container" $(PYTEST_ARGS)

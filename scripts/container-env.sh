@@ -11,6 +11,20 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 packages=(docker.io buildah skopeo docker-registry qemu-user-static binfmt-support debootstrap
   docker-compose fuse-overlayfs)
 
+# Start a daemon in the background with no file descriptor of this shell but 0-2: one it inherited
+# would keep, for the daemon's lifetime, whatever that descriptor holds (a caller's
+# `flock LOCKFILE make test-containers` would stay locked as long as dockerd runs).
+start_daemon() {  # <log file> <command...>
+  local log="$1"; shift
+  (
+    for fd in /proc/self/fd/*; do
+      fd="${fd##*/}"
+      ((fd > 2)) && eval "exec ${fd}>&-" 2>/dev/null
+    done
+    exec setsid nohup "$@" >"$log" 2>&1 </dev/null
+  ) &
+}
+
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
@@ -47,7 +61,7 @@ grep -q enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 || {
 # Docker Engine.
 if ! docker info >/dev/null 2>&1; then
   echo "container-env: starting dockerd"
-  nohup dockerd >/var/log/flops-dockerd.log 2>&1 &
+  start_daemon /var/log/flops-dockerd.log dockerd
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "container-env: dockerd did not start:" >&2
     tail -20 /var/log/flops-dockerd.log >&2; exit 1; }
@@ -67,7 +81,7 @@ storage:
 http:
   addr: ${registry_addr}
 YAML
-  nohup docker-registry serve "$registry_dir/config.yml" >/var/log/flops-registry.log 2>&1 &
+  start_daemon /var/log/flops-registry.log docker-registry serve "$registry_dir/config.yml"
   for _ in $(seq 1 30); do curl -fsS "http://${registry_addr}/v2/" >/dev/null 2>&1 && break; sleep 1; done
   curl -fsS "http://${registry_addr}/v2/" >/dev/null || { echo "container-env: registry did not start:" >&2
     tail -20 /var/log/flops-registry.log >&2; exit 1; }
