@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flops_manager.core.config import Settings
+from flops_utils.logs import get_logger
 
 __all__ = [
     "ORIGINAL_HUB_NAMES",
@@ -48,6 +49,7 @@ __all__ = [
     "hub_access_of",
     "is_hub_name",
     "load_hub_dataset",
+    "repo_id_of",
 ]
 
 #: Names the original FLOPs SLAs use -> the hub repos that hold those datasets today.
@@ -58,6 +60,7 @@ _CHILD = "flops_manager.services.hub_dataset_load"
 #: A hub repo id: `name` or `owner/name`, letters, digits, `-`, `_`, `.` (the hub's rule).
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
 _STDERR_TAIL = 4000
+_log = get_logger("manager.hub")
 
 
 class HubDatasetError(ValueError):
@@ -170,19 +173,16 @@ def check_hub_dataset(name: str, hub: HubAccess) -> str:
     try:
         response = httpx.get(url, timeout=hub.timeout_s, follow_redirects=True)
     except httpx.HTTPError as e:
+        within = f" within {hub.timeout_s:g} s" if isinstance(e, httpx.TimeoutException) else ""
         raise HubUnavailableError(
-            f"the Hugging Face hub at {hub.endpoint} cannot be reached "
-            f"({type(e).__name__}: {e or 'no answer'})"
+            f"no answer from {hub.endpoint}{within} ({type(e).__name__}: {e or 'no answer'})"
         ) from e
     if response.status_code in (401, 403, 404):
         raise HubDatasetNotFoundError(
             f"the Hugging Face hub at {hub.endpoint} has no public dataset {repo_id!r}"
         )
     if response.status_code != 200:
-        raise HubUnavailableError(
-            f"the Hugging Face hub at {hub.endpoint} cannot be reached (it answered "
-            f"{response.status_code})"
-        )
+        raise HubUnavailableError(f"{hub.endpoint} answered {response.status_code}")
     is_json = "json" in response.headers.get("content-type", "")
     found = response.json().get("id") if is_json else None
     return found if isinstance(found, str) and found else repo_id
@@ -202,6 +202,7 @@ def load_hub_dataset(repo_id: str, *, hub: HubAccess, cancel: threading.Event) -
         The load failed otherwise (no "train" split, ...), or was cancelled.
     """
     hub.cache_dir.mkdir(parents=True, exist_ok=True)
+    _log.info("loading %s (%s split) from %s into %s", repo_id, SPLIT, hub.endpoint, hub.cache_dir)
     with tempfile.TemporaryDirectory(prefix="load-", dir=hub.cache_dir) as work:
         out, log = Path(work) / f"{SPLIT}.parquet", Path(work) / "load.log"
         with log.open("wb") as stderr:
@@ -225,7 +226,9 @@ def load_hub_dataset(repo_id: str, *, hub: HubAccess, cancel: threading.Event) -
             reason = _last_line(log)
             kind = HubUnavailableError if code == _UNREACHABLE_CODE else HubDatasetError
             raise kind(f"could not load {repo_id!r} from the hub at {hub.endpoint}: {reason}")
-        return pq.read_table(out)
+        table = pq.read_table(out)
+    _log.info("loaded %s: %s rows, columns %s", repo_id, table.num_rows, table.column_names)
+    return table
 
 
 #: Exit code of the child when the hub cannot be reached (`hub_dataset_load.py`).

@@ -29,6 +29,7 @@ from flops_manager.services.hub_datasets import (
     check_hub_dataset,
     is_hub_name,
     load_hub_dataset,
+    repo_id_of,
 )
 from flops_utils.mock_data import (
     BUNDLED_DATASETS,
@@ -267,11 +268,13 @@ def _hub_dataset(
             _DATASET_FIELD, f"unknown dataset {name!r}: {e}; " + _valid_choices(datasets_dir, hub)
         ) from e
     except HubUnavailableError as e:
+        advice = "Unset HF_HUB_OFFLINE" if hub.offline else "Try again later"
         raise DatasetUnavailableError(
             _DATASET_FIELD,
-            f"mock_data_configuration.dataset_name {name!r} is a Hugging Face hub dataset and "
-            f"the hub cannot be reached: {e}. Try again later, or use a dataset that needs no "
-            f"hub: " + _valid_choices(datasets_dir, None).removeprefix("valid datasets: "),
+            f"mock_data_configuration.dataset_name {name!r} is a Hugging Face hub dataset "
+            f"({repo_id_of(name)}) and the hub cannot be reached: {e}. {advice}, or use a "
+            f"dataset that needs no hub: "
+            + _valid_choices(datasets_dir, None).removeprefix("valid datasets: "),
         ) from e
 
     def load(cancel: threading.Event) -> LoadedDataset:
