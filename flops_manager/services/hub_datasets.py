@@ -58,7 +58,7 @@ ORIGINAL_HUB_NAMES = {"mnist": "ylecun/mnist", "cifar10": "uoft-cs/cifar10"}
 SPLIT = "train"
 _CHILD = "flops_manager.services.hub_dataset_load"
 #: A hub repo id: `name` or `owner/name`, letters, digits, `-`, `_`, `.` (the hub's rule).
-_REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
+_REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$", re.ASCII)
 _STDERR_TAIL = 4000
 _log = get_logger("manager.hub")
 
