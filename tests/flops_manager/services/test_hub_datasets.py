@@ -20,7 +20,9 @@ from flops_manager.services.hub_datasets import (
     HubAccess,
     HubDatasetError,
     HubUnavailableError,
+    is_hub_name,
     load_hub_dataset,
+    repo_id_of,
 )
 from flops_manager.services.mock_datasets import DatasetRequest, RequestedDataset, check_dataset
 from flops_manager.services.mock_jobs import MockJobs, create_job
@@ -124,3 +126,30 @@ def test_a_repo_without_a_train_split_fails_saying_so(tmp_path: Path) -> None:
             load_hub_dataset("someone/test-only", hub=hub, cancel=threading.Event())
 
     assert not isinstance(raised.value, HubUnavailableError)
+
+
+@pytest.mark.parametrize(
+    ("name", "is_hub"),
+    [
+        ("mnist", True),
+        ("cifar10", True),
+        ("ylecun/mnist", True),
+        ("teknium/OpenHermes-2.5", True),
+        ("a/b/c", False),
+        ("../mnist", False),
+        ("/etc/passwd", False),
+        ("my data", False),
+        ("mnïst", False),
+        ("a--b", False),
+        ("a..b", False),
+        ("", False),
+    ],
+)
+def test_which_names_have_the_form_of_a_hub_id(name: str, is_hub: bool) -> None:
+    assert is_hub_name(name) is is_hub
+
+
+def test_the_original_names_are_todays_hub_repos() -> None:
+    assert repo_id_of("mnist") == "ylecun/mnist"
+    assert repo_id_of("cifar10") == "uoft-cs/cifar10"
+    assert repo_id_of("someone/else") == "someone/else"
