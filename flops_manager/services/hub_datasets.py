@@ -20,10 +20,8 @@ columns (mnist: `image`, `label`; cifar10: `img`, `label`) and features. FLOPS d
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -60,6 +58,8 @@ _CHILD = "flops_manager.services.hub_dataset_load"
 #: A hub repo id: `name` or `owner/name`, letters, digits, `-`, `_`, `.` (the hub's rule).
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$", re.ASCII)
 _STDERR_TAIL = 4000
+#: Exit code of the child when the hub cannot be reached (`hub_dataset_load.py`).
+_UNREACHABLE_CODE = 3
 _log = get_logger("manager.hub")
 
 
@@ -183,9 +183,11 @@ def check_hub_dataset(name: str, hub: HubAccess) -> str:
         )
     if response.status_code != 200:
         raise HubUnavailableError(f"{hub.endpoint} answered {response.status_code}")
-    is_json = "json" in response.headers.get("content-type", "")
-    found = response.json().get("id") if is_json else None
-    return found if isinstance(found, str) and found else repo_id
+    try:
+        found = response.json().get("id")  # a renamed repo's new id
+    except (ValueError, AttributeError):
+        found = None
+    return found if isinstance(found, str) and is_hub_name(found) else repo_id
 
 
 def load_hub_dataset(repo_id: str, *, hub: HubAccess, cancel: threading.Event) -> pa.Table:
@@ -212,8 +214,7 @@ def load_hub_dataset(repo_id: str, *, hub: HubAccess, cancel: threading.Event) -
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 env=hub.child_environment(),
-                start_new_session=True,
-            )
+            )  # in the manager's process group: stopping the manager's group stops it too
         code = _wait(child, cancel=cancel, timeout_s=hub.load_timeout_s)
         if code is None:
             if cancel.is_set():
@@ -231,10 +232,6 @@ def load_hub_dataset(repo_id: str, *, hub: HubAccess, cancel: threading.Event) -
     return table
 
 
-#: Exit code of the child when the hub cannot be reached (`hub_dataset_load.py`).
-_UNREACHABLE_CODE = 3
-
-
 def _wait(
     child: subprocess.Popen[bytes], *, cancel: threading.Event, timeout_s: float
 ) -> int | None:
@@ -245,8 +242,7 @@ def _wait(
             return child.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
             continue
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.pid, signal.SIGKILL)  # its own session: the child and anything it ran
+    child.kill()
     child.wait()
     return None
 
