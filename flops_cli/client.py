@@ -208,9 +208,10 @@ class ManagerClient:
     ) -> MockDataResult:
         """Push `partitions` parts of a dataset to the learner nodes under `tag`.
 
-        `dataset` is a bundled dataset's name or a .parquet/.csv file in the manager's
-        datasets directory; `partitioning` e.g. `{"kind": "dirichlet", "alpha": 0.1}`
-        (default IID). With `wait` the answer comes when the data is on the data servers.
+        `dataset` is a bundled dataset's name, a .parquet/.csv file in the manager's
+        datasets directory, or a Hugging Face hub dataset (`mnist`, `owner/name`);
+        `partitioning` e.g. `{"kind": "dirichlet", "alpha": 0.1}` (default IID). With `wait`
+        the answer comes when the data is on the data servers.
         """
         config: dict[str, Any] = {
             "dataset_name": dataset,

@@ -86,7 +86,11 @@ def create_token(
 def mock_data(
     ctx: typer.Context,
     dataset: Annotated[
-        str, typer.Option(help="digits, iris, wine or breast_cancer (bundled with scikit-learn).")
+        str,
+        typer.Option(
+            help="digits, iris, wine or breast_cancer (bundled with scikit-learn), or a Hugging "
+            "Face hub dataset (mnist, cifar10, owner/name) where the manager reaches the hub."
+        ),
     ] = "digits",
     file: Annotated[
         str | None,

@@ -13,7 +13,17 @@ import pytest
 
 from flops_utils.event_receiver import EventReceiver
 
-__all__ = ["EventReceiver", "eventually", "free_port"]
+__all__ = ["CLOSED_HUB_ENDPOINT", "EventReceiver", "eventually", "free_port"]
+
+#: A Hugging Face hub endpoint nobody answers at (the discard port on loopback).
+CLOSED_HUB_ENDPOINT = "http://127.0.0.1:9"
+
+# No test may reach the Hugging Face hub. The Hugging Face libraries read these when they are
+# imported (in this process, and in every process a test starts: they inherit the
+# environment), the manager's settings when it starts. Tests of the hub path set their own
+# endpoint (a `tests.fakes.hf_hub.FakeHub`) explicitly.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_ENDPOINT"] = CLOSED_HUB_ENDPOINT
 
 
 def free_port() -> int:

@@ -26,6 +26,7 @@ from flops_manager.api.allowed_methods import AllowedMethodsMiddleware
 from flops_manager.lifecycle.embedded_stack import StackError
 from flops_manager.lifecycle.teardown import ServicesNotStoppedError
 from flops_manager.repos.git_checkout import RepoPolicyError
+from flops_manager.services.mock_datasets import DatasetUnavailableError
 from flops_manager.services.mock_jobs import (
     MockDataCleanupError,
     MockJobConflictError,
@@ -90,6 +91,7 @@ ERROR_CATALOG: dict[type[Exception], tuple[int, str]] = {
     MockJobNotFoundError: (404, "mock-data job {job_id} not found"),
     MockJobConflictError: (409, "{exc}"),
     MockDataCleanupError: (503, "{exc}"),
+    DatasetUnavailableError: (503, "{exc}"),
     ServicesNotStoppedError: (503, "{exc}"),
     StackError: (503, "{exc}"),
     ManagerNotReadyError: (503, "the manager is starting or stopping; try again shortly"),

@@ -6,7 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "flops_version"]
@@ -149,6 +149,38 @@ class Settings(BaseSettings):
         description="The only directory from which `POST /api/flops/mocks` reads .parquet and "
         ".csv dataset files (named relative to it, or by an absolute path inside it); default "
         "<data_dir>/datasets.",
+    )
+    hub_datasets: bool = Field(
+        True,
+        description="Let `POST /api/flops/mocks` load Hugging Face hub datasets by name (`mnist`, "
+        "`cifar10` as the original FLOps SLAs name them, or any `owner/name`), with the "
+        "`datasets` library, cached under <data_dir>/huggingface. False: only the bundled "
+        "datasets and files in `datasets_dir`.",
+    )
+    hub_endpoint: str = Field(
+        "https://huggingface.co",
+        validation_alias=AliasChoices("HF_ENDPOINT", "hub_endpoint"),
+        description="The Hugging Face hub; the standard variable `HF_ENDPOINT` (no FLOPS_ "
+        "prefix), e.g. a mirror.",
+    )
+    hub_offline: bool = Field(
+        False,
+        validation_alias=AliasChoices("HF_HUB_OFFLINE", "hub_offline"),
+        description="The standard variable `HF_HUB_OFFLINE`: load hub datasets only from the "
+        "cache; a dataset not cached is a 503.",
+    )
+    hub_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds one request to the hub may take: the check made while a mock-data "
+        "request is answered (a 503 after at most this long), and each request of a download.",
+    )
+    hub_load_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds a mock-data job may spend loading (downloading, preparing) a hub "
+        "dataset before it fails.",
     )
     public_url: str | None = Field(
         None, description="URL at which services reach the manager; default http://host:port."

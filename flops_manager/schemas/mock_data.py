@@ -48,9 +48,13 @@ class MockDataConfiguration(BaseModel):
     dataset_name: str = Field(
         min_length=1,
         max_length=1024,
-        description=f"A dataset bundled with scikit-learn ({', '.join(BUNDLED_DATASETS)}), or "
+        description=f"A dataset bundled with scikit-learn ({', '.join(BUNDLED_DATASETS)}); "
         "a .parquet/.csv file in the manager's datasets directory (FLOPS_DATASETS_DIR, "
-        "default <data dir>/datasets), as a path relative to it or an absolute path inside it.",
+        "default <data dir>/datasets), as a path relative to it or an absolute path inside it; "
+        "or a Hugging Face hub dataset (`mnist`, `cifar10` as the original FLOps names them, "
+        'or `owner/name`): its "train" split with its own columns and features, where the '
+        "manager may reach the hub (FLOPS_HUB_DATASETS, HF_ENDPOINT, HF_HUB_OFFLINE; a 503 if "
+        "it cannot).",
     )
     number_of_partitions: int = Field(
         ge=1, le=1000, description="Partitions; partition i goes to learner node i mod nodes."

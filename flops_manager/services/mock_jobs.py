@@ -1,13 +1,15 @@
 """Mock-data jobs: split a dataset, push the partitions to data servers, drop them on delete.
 
 A job is persisted at once in `pending` and then run by `MockJobs.run` (in the request's
-worker thread, or as a background task with `?wait=false`): `running`, one event for the
-partitioning (sizes and the label-skew measure), one per partition pushed (node, data server,
-rows, label histogram), then `completed`. Any failure, and a `DELETE` while it runs, drops
-what was pushed before the job ends as `failed` or `cancelled`, so that no partial partitions
-stay behind. Deleting a finished job drops its partitions and marks it `deleted`. Jobs run
-only in this process: one left `pending`/`running` by a previous manager is ended as
-`failed` (its partitions dropped where possible) when `MockJobs` is created.
+worker thread, or as a background task with `?wait=false`): `running`, for a Hugging Face
+hub dataset one event when its download starts and one when it is loaded (rows, columns),
+one event for the partitioning (sizes and the label-skew measure), one per partition pushed
+(node, data server, rows, label histogram), then `completed`. Any failure, and a `DELETE`
+while it runs (which also stops a hub download), drops what was pushed before the job ends
+as `failed` or `cancelled`, so that no partial partitions stay behind. Deleting a finished
+job drops its partitions and marks it `deleted`. Jobs run only in this process: one left
+`pending`/`running` by a previous manager is ended as `failed` (its partitions dropped
+where possible) when `MockJobs` is created.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from flops_manager.schemas.mock_data import (
     MockDataRequest,
     MockJobState,
 )
+from flops_manager.services.mock_datasets import RequestedDataset
 from flops_manager.services.mock_job_records import (
     MockDataCleanupError,
     MockJobConflictError,
@@ -108,24 +111,21 @@ class MockJobs:
         self,
         job_id: str,
         *,
-        table: pa.Table,
-        label_column: str | None,
+        dataset: RequestedDataset,
         request: MockDataRequest,
         servers: DataServers,
     ) -> tuple[MockJobState, bool]:
-        """Split `table`, push the partitions and record every step; returns when final.
+        """Load the dataset, split it, push the partitions and record every step.
 
-        Returns the final state, and whether a failure may go away on a retry (a data server
-        that cannot be reached yet).
+        Returns when the job is final: the final state, and whether a failure may go away on
+        a retry (a data server or the hub that cannot be reached yet).
 
         Parameters
         ----------
         job_id : str
             A job `accept`ed before.
-        table : pa.Table
-            The dataset, already loaded and checked.
-        label_column : str | None
-            Its label column (None: no histograms; only IID partitioning).
+        dataset : RequestedDataset
+            The dataset, checked; a hub dataset is downloaded here (cancelled by a DELETE).
         request : MockDataRequest
             The request body (partitions, tag, partitioning).
         servers : DataServers
@@ -136,6 +136,22 @@ class MockJobs:
         try:
             tag = self._stored_tag(job_id)
             self._transition(job_id, MockJobState.RUNNING, "partitioning and pushing")
+            if dataset.hub_repo is not None:
+                self._record(
+                    job_id,
+                    "dataset_loading",
+                    f"loading {dataset.hub_repo} from the Hugging Face hub",
+                    data={"dataset_name": dataset.name, "hub_repo": dataset.hub_repo},
+                )
+            loaded = dataset.load(cancel)
+            table, label_column = loaded.table, loaded.label_column
+            if dataset.hub_repo is not None:
+                self._record(
+                    job_id,
+                    "dataset_loaded",
+                    f"loaded {table.num_rows} rows of {dataset.hub_repo}",
+                    data={"rows": table.num_rows, "columns": table.column_names},
+                )
             parts = _partition(table, label_column, request)
             histograms = [label_histogram(p, label_column) if label_column else {} for p in parts]
             measure = {
@@ -175,12 +191,16 @@ class MockJobs:
                     partition=entry,
                 )
         except Exception as e:
+            if cancel.is_set():
+                self._drop(job_id, pushed, best_effort=True)
+                self._transition(job_id, MockJobState.CANCELLED, "cancelled by a DELETE")
+                return MockJobState.CANCELLED, False
             reason = (
                 str(e)
                 if isinstance(e, MLDataError | StackError | ValueError)
                 else (f"{type(e).__name__}: {e}")
             )
-            retryable = isinstance(e, StackError) or (isinstance(e, MLDataError) and e.retryable)
+            retryable = isinstance(e, StackError) or getattr(e, "retryable", False) is True
             _log.warning("mock-data job %s failed: %s", job_id, reason)
             self._drop(job_id, pushed, best_effort=True)
             self._transition(job_id, MockJobState.FAILED, f"failed: {reason}")

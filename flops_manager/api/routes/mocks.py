@@ -21,16 +21,18 @@ from flops_manager.api.deps import (
     SessionDep,
     SettingsDep,
 )
-from flops_manager.api.errors import AUTH_RESPONSES, PermissionDeniedError
+from flops_manager.api.errors import AUTH_RESPONSES, ErrorBody, PermissionDeniedError
 from flops_manager.db import Database
 from flops_manager.db.models import MockDataJob
 from flops_manager.schemas.mock_data import DirichletPartitioning, MockDataRequest, MockJobState
 from flops_manager.services import mock_jobs as service
+from flops_manager.services.hub_datasets import HubAccess, hub_access_of
 from flops_manager.services.mock_datasets import (
+    DatasetRequest,
     InvalidMockDataError,
-    LoadedDataset,
+    RequestedDataset,
     datasets_dir_of,
-    load_requested_dataset,
+    resolve_requested_dataset,
 )
 from flops_manager.services.mock_jobs import DataServers, MockJobs
 
@@ -62,15 +64,17 @@ def get_mock_jobs(request: Request, database: DatabaseDep) -> MockJobs:
 MockJobsDep = Annotated[MockJobs, Depends(get_mock_jobs)]
 
 
-def _load(body: MockDataRequest, datasets_dir: Path) -> LoadedDataset:
+def _resolve(body: MockDataRequest, datasets_dir: Path, hub: HubAccess) -> RequestedDataset:
     config = body.mock_data_configuration
+    request = DatasetRequest(
+        name=config.dataset_name,
+        label_column=config.label_column,
+        labels_required=isinstance(body.partitioning, DirichletPartitioning),
+        partitions=config.number_of_partitions,
+        min_size=getattr(body.partitioning, "min_size", 1),
+    )
     try:
-        loaded = load_requested_dataset(
-            name=config.dataset_name,
-            label_column=config.label_column,
-            labels_required=isinstance(body.partitioning, DirichletPartitioning),
-            datasets_dir=datasets_dir,
-        )
+        return resolve_requested_dataset(request, datasets_dir=datasets_dir, hub=hub)
     except InvalidMockDataError:
         raise
     except ValueError as e:  # a path the OS cannot take, e.g. with a NUL character
@@ -78,14 +82,6 @@ def _load(body: MockDataRequest, datasets_dir: Path) -> LoadedDataset:
             ("body", "mock_data_configuration", "dataset_name"),
             f"dataset name {config.dataset_name!r} is not a usable file name ({e})",
         ) from e
-    min_size = getattr(body.partitioning, "min_size", 1)
-    if config.number_of_partitions * min_size > loaded.table.num_rows:
-        raise InvalidMockDataError(
-            ("body", "mock_data_configuration", "number_of_partitions"),
-            f"{config.number_of_partitions} partitions of at least {min_size} rows need more "
-            f"rows than the {loaded.table.num_rows} of dataset {config.dataset_name!r}",
-        )
-    return loaded
 
 
 def _job_body(job_id: str, database: Database, url: str) -> dict[str, Any]:
@@ -96,7 +92,17 @@ def _job_body(job_id: str, database: Database, url: str) -> dict[str, Any]:
         return {**service.job_view(job), "url": url}
 
 
-@router.post("/mocks", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/mocks",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        503: {
+            "model": ErrorBody,
+            "description": "A data server, or the Hugging Face hub a `dataset_name` needs, "
+            "cannot be reached (or an Oakestra token cannot be checked).",
+        }
+    },
+)
 @router.post("/mocks/", status_code=status.HTTP_201_CREATED, include_in_schema=False)
 async def provide_mock_data(
     body: MockDataRequest,
@@ -120,13 +126,21 @@ async def provide_mock_data(
     push `shared:digits`: stored as plain `digits`, readable by every project that names
     `shared:digits`. A customer's `shared:` tag is a 403.
 
+    `dataset_name` may name a Hugging Face hub dataset (`mnist`, `cifar10`, `owner/name`),
+    as the original FLOps SLAs do: its "train" split is loaded with its own columns and
+    features by the job (FLOPS_HUB_DATASETS, HF_ENDPOINT, HF_HUB_OFFLINE). If the hub cannot
+    be reached, the answer is a 503 at once, naming the field and the datasets that need no
+    hub.
+
     By default the answer comes when the job has ended: 201 with `state: completed`, or an
-    error with the job and the reason (502; 503 if a data server cannot be reached) after
-    what was pushed has been dropped. With `?wait=false` the answer is a 201 in `pending` at
-    once; follow the job at its `url`.
+    error with the job and the reason (502; 503 if a data server or the hub cannot be
+    reached) after what was pushed has been dropped. With `?wait=false` the answer is a 201
+    in `pending` at once; follow the job at its `url`.
     """
     try:
-        loaded = await run_in_threadpool(_load, body, datasets_dir_of(settings))
+        dataset = await run_in_threadpool(
+            _resolve, body, datasets_dir_of(settings), hub_access_of(settings)
+        )
     except InvalidMockDataError as e:
         raise RequestValidationError([{"loc": e.loc, "msg": str(e), "type": "value_error"}]) from e
 
@@ -141,12 +155,13 @@ async def provide_mock_data(
         raise PermissionDeniedError(str(e)) from e
     jobs.accept(job_id)
     url = str(request.url_for("get_mock_data_job", job_id=job_id))
-    run = {"table": loaded.table, "label_column": loaded.label_column, "request": body}
     if not wait:
-        background.add_task(jobs.run, job_id, servers=servers, **run)
+        background.add_task(jobs.run, job_id, dataset=dataset, request=body, servers=servers)
         response.headers["Location"] = url
         return await run_in_threadpool(_job_body, job_id, database, url)
-    state, retryable = await run_in_threadpool(jobs.run, job_id, servers=servers, **run)
+    state, retryable = await run_in_threadpool(
+        jobs.run, job_id, dataset=dataset, request=body, servers=servers
+    )
     view = await run_in_threadpool(_job_body, job_id, database, url)
     if state is MockJobState.COMPLETED:
         response.headers["Location"] = url

@@ -177,10 +177,12 @@ def test_files_from_the_datasets_dir(
 def test_unknown_dataset_is_422_listing_the_valid_ones(
     client: TestClient, admin: dict[str, str], nodes: LocalDataServers, datasets_dir: Path
 ) -> None:
-    [(loc, msg)] = problems(client.post(MOCKS, headers=admin, json=body("mnist")))
+    # Not a file, not bundled, not of the form of a hub id (hub names: test_hub_mocks.py).
+    [(loc, msg)] = problems(client.post(MOCKS, headers=admin, json=body("my digits")))
 
     assert loc == ["body", "mock_data_configuration", "dataset_name"]
-    assert "unknown dataset 'mnist'" in msg and BUNDLED in msg
+    assert "unknown dataset 'my digits'" in msg and BUNDLED in msg
+    assert "or a Hugging Face hub dataset (mnist, cifar10, owner/name)" in msg
     assert str(datasets_dir) in msg and "FLOPS_DATASETS_DIR" in msg
     assert client.get(MOCKS, headers=admin).json() == []
 
@@ -193,7 +195,7 @@ def test_unknown_dataset_is_422_listing_the_valid_ones(
         ("link/outside.csv", "outside the manager's datasets directory"),
         ("missing.csv", "no such file"),
         ("broken.parquet", "cannot be read as parquet"),
-        ("notes.txt", "unknown dataset 'notes.txt'"),
+        ("my notes.txt", "unknown dataset 'my notes.txt'"),
         ("sub/notes.txt", "only .parquet, .pq, .csv files"),
     ],
 )

@@ -41,6 +41,7 @@ from schemathesis.checks import (
 from schemathesis.core.failures import FailureGroup
 
 from flops_aggregator.strategies import STRATEGIES
+from tests.fakes.hf_hub import FakeHub
 from tests.flops_manager.api.conftest import ADMIN_TOKEN, ROOT
 from tests.flops_manager.api.manager_process import FINAL, ManagerProcess
 
@@ -126,13 +127,18 @@ class StartedManager(ManagerProcess):
 @pytest.fixture(scope="module")
 def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerProcess]:
     workdir = tmp_path_factory.mktemp("fuzz-manager")
-    process = StartedManager(workdir, FLOPS_LOCAL_NODES="2")
-    try:
-        process.start()
-        yield process
-    finally:
-        _clean_up(process)
-        process.stop()
+    # Generated dataset names that look like hub ids are asked of a hub that has no datasets
+    # (a 422); the session's default hub is offline, which makes them a documented 503.
+    with FakeHub({}) as hub:
+        process = StartedManager(
+            workdir, FLOPS_LOCAL_NODES="2", HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0"
+        )
+        try:
+            process.start()
+            yield process
+        finally:
+            _clean_up(process)
+            process.stop()
 
 
 def _clean_up(manager: ManagerProcess) -> None:
