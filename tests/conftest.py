@@ -13,7 +13,7 @@ import pytest
 
 from flops_utils.event_receiver import EventReceiver
 
-__all__ = ["CLOSED_HUB_ENDPOINT", "EventReceiver", "eventually", "free_port"]
+__all__ = ["CLOSED_HUB_ENDPOINT", "EventReceiver", "eventually", "free_port", "free_ports"]
 
 #: A Hugging Face hub endpoint nobody answers at (the discard port on loopback).
 CLOSED_HUB_ENDPOINT = "http://127.0.0.1:9"
@@ -31,6 +31,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(count: int, attempts: int = 50) -> int:
+    """The first of `count` consecutive TCP ports on 127.0.0.1 that nothing listens on now.
+
+    For services that listen on `port + i` (the embedded default's data server of node `i`).
+    """
+    for _ in range(attempts):
+        first = free_port()
+        if first + count > 65536:
+            continue
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1 in {attempts} tries")
 
 
 def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:

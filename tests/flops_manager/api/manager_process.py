@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import free_port
+from tests.conftest import free_port, free_ports
 from tests.flops_manager.api.conftest import (
     ADMIN_TOKEN,
     ManagerServer,
@@ -43,7 +43,7 @@ class ManagerProcess:
         defaults = {
             "FLOPS_ADMIN_TOKEN": ADMIN_TOKEN, "FLOPS_HOST": "127.0.0.1",
             "FLOPS_PORT": str(free_port()), "FLOPS_DATA_DIR": str(workdir / "data"),
-            "FLOPS_MLFLOW_PORT": str(free_port()), "FLOPS_DATA_SERVER_PORT": str(free_port()),
+            "FLOPS_MLFLOW_PORT": str(free_port()), "FLOPS_DATA_SERVER_PORT": str(free_ports(8)),
             "FLOPS_LOCAL_NODES": "3", "FLOPS_ALLOW_LOCAL_REPOS": "true",
         }  # fmt: skip
         self.env = manager_env(**{**defaults, **settings})
