@@ -79,7 +79,7 @@ for dist in importlib.metadata.distributions():
         local = "dir_info" in direct
     except ValueError:
         pass
-    dists.append([name, dist.version, local])
+    dists.append([name, dist.version, local, dist.requires or []])
 print(json.dumps({
     "executable": sys.executable, "version": platform.python_version(), "markers": markers,
     "paths": paths, "flops_roots": roots, "distributions": dists,
@@ -95,6 +95,7 @@ class RuntimeDistribution:
     name: str
     version: str
     local: bool  # installed from a local directory (editable or not), not from an index
+    requires: tuple[str, ...] = ()  # its Requires-Dist lines, markers and extras included
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,10 @@ def probe_interpreter(python: Path, *, timeout: float = 60.0) -> InterpreterInfo
     try:
         data = json.loads(result.output)
         distributions: dict[str, RuntimeDistribution] = {}
-        for name, version, local in data["distributions"]:
+        for name, version, local, requires in data["distributions"]:
             distributions.setdefault(
-                canonicalize_name(name), RuntimeDistribution(name, version, bool(local))
+                canonicalize_name(name),
+                RuntimeDistribution(name, version, bool(local), tuple(map(str, requires))),
             )
         return InterpreterInfo(
             python=python,
