@@ -192,7 +192,11 @@ class EnvironmentBuilder:
         interpreter, python_warnings = choose_interpreter(
             runtime, spec.python_version, search_path=self._search_path
         )
-        needs = runtime_requirements(runtime.distributions, markers=interpreter.markers)
+        needs = runtime_requirements(
+            runtime.distributions,
+            markers=interpreter.markers,
+            mlflow_models=runtime.mlflow_models,
+        )
         plan = plan_requirements(
             spec.requirements,
             runtime=needs.exact,
@@ -204,7 +208,7 @@ class EnvironmentBuilder:
             interpreter=interpreter,
             runtime_fingerprint=runtime.fingerprint(),
             pip_args=self._pip_args,
-            runtime_lines=needs.lines,
+            runtime_lines=(*needs.lines, *needs.constraints),
         )
         reused = self._cache.is_complete(key)
         if not reused:

@@ -89,7 +89,8 @@ class FittedRequirements:
     requirements : tuple[str, ...]
         Lines for `pip install -r`: the runtime's, then the repo's (relaxed where needed).
     constraints : tuple[str, ...]
-        Lines for `-c` (NumPy-ABI facts), possibly empty.
+        Lines for `-c`: the runtime's (`RuntimeRequirements.constraints`), then those of
+        the NumPy-ABI facts.
     relaxed : tuple[Relaxation, ...]
         The repo's pins that were relaxed, in order.
     installs : dict[str, str]
@@ -200,7 +201,7 @@ def _attempt(
     resolver: Resolver,
 ) -> _Attempt:
     """Resolve, adding NumPy-ABI constraints until the answer needs no more."""
-    constraints: list[str] = []
+    constraints: list[str] = list(runtime.constraints)
     relevant = runtime.closure | {_name(line) for line in lines}
     builds: list[str] = []
     while True:
@@ -236,7 +237,7 @@ def _relax(
     requirement = Requirement(asked)
     name = canonicalize_name(requirement.name)
     extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
-    allowed = _runtime_range(name, runtime)
+    allowed = runtime.allowed(name)
     companions = companions_of([name])
     lifted = [i for i, line in enumerate(lines) if _name(line) in companions and _pinned(line)]
     candidates = [
@@ -264,14 +265,6 @@ def _culprits(lines: Sequence[str], conflict: Conflict, runtime: RuntimeRequirem
     return sorted(named, key=lambda i: (_name(lines[i]) in runtime.closure, i))
 
 
-def _runtime_range(name: str, runtime: RuntimeRequirements) -> SpecifierSet:
-    for line in runtime.lines:
-        requirement = Requirement(line)
-        if canonicalize_name(requirement.name) == name:
-            return requirement.specifier
-    return SpecifierSet()
-
-
 def _why(conflict: Conflict | None, runtime: RuntimeRequirements) -> str:
     """pip's explanation with the FLOps runtime's side named as such."""
     if conflict is None:
@@ -280,9 +273,12 @@ def _why(conflict: Conflict | None, runtime: RuntimeRequirements) -> str:
     parts = []
     for line in conflict.lines:
         if line.startswith("The user requested (constraint) "):
-            parts.append(
-                f"a pip constraint requires {line.removeprefix('The user requested (constraint) ')}"
-            )
+            what = line.removeprefix("The user requested (constraint) ")
+            reason = runtime.reasons.get(_name(what))
+            if reason is None:
+                parts.append(f"a pip constraint requires {what}")
+            else:
+                parts.append(f"the FLOps runtime requires {what} ({reason})")
         elif line.startswith("The user requested "):
             what = line.removeprefix("The user requested ")
             side = (

@@ -16,20 +16,28 @@ requirements together with these lines, so it checks every runtime distribution'
 `Requires-Dist` (e.g. pandas 3.1 needs numpy>=2.0.2) and installs, into the repo's venv
 only, whatever other versions a repo's pins need (numpy 1.26.4, and a pandas that works
 with it): the runtime's installation is never modified.
+
+MLflow logs a model with its framework's flavor module, which works only with the
+framework releases MLflow supports; MLflow ships that table (`ml_package_versions.py`) but
+no `Requires-Dist` for it (mlflow.pytorch 3.17 imports `torch.export.Dim`, which torch
+2.1 lacks). For the frameworks of FLOps' flavors, the oldest supported release becomes a
+constraint (`constraints`): it applies only where the framework is installed at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from flops_manager.environments.runtime_probe import RuntimeDistribution
 
 __all__ = [
+    "FLAVORS",
     "FLOPS_NAMES",
     "OWN_RANGES",
     "WIRE_PACKAGES",
@@ -43,6 +51,9 @@ FLOPS_NAMES = frozenset({"flops", "flops-utils"})
 #: Packages whose version decides the wire format (Flower messages, Arrow tables and
 #: Hugging Face datasets on the data plane, MLflow's tracking API): always the runtime's.
 WIRE_PACKAGES = frozenset({"flwr", "mlflow", "pyarrow", "datasets"})
+
+#: The MLflow flavors FLOps logs models with (`ml_model_flavor`).
+FLAVORS = ("sklearn", "pytorch", "tensorflow", "keras")
 
 #: Ranges of FLOps' direct requirements that are wider than "the same major release"
 #: (`_same_series`). numpy: FLOps' code uses only API common to 1.26 and 2.x, and Flower
@@ -64,15 +75,34 @@ class RuntimeRequirements:
         Canonical names of every distribution the runtime needs (FLOps included).
     exact : Mapping[str, RuntimeDistribution]
         The wire packages (and FLOps itself), which a repo can never change.
+    constraints : tuple[str, ...]
+        Lines for pip's `-c`: the oldest framework releases MLflow logs models of, e.g.
+        `torch>=2.5.0`. Sorted.
+    reasons : Mapping[str, str]
+        Canonical name → why the runtime constrains it, for messages.
     """
 
     lines: tuple[str, ...]
     closure: frozenset[str]
     exact: Mapping[str, RuntimeDistribution]
+    constraints: tuple[str, ...] = ()
+    reasons: Mapping[str, str] = field(default_factory=dict)
+
+    def allowed(self, name: str) -> SpecifierSet:
+        """The versions of `name` (canonical) the runtime's lines and constraints allow."""
+        allowed = SpecifierSet()
+        for line in (*self.lines, *self.constraints):
+            requirement = Requirement(line)
+            if canonicalize_name(requirement.name) == name:
+                allowed &= requirement.specifier
+        return allowed
 
 
 def runtime_requirements(
-    distributions: Mapping[str, RuntimeDistribution], *, markers: Mapping[str, str]
+    distributions: Mapping[str, RuntimeDistribution],
+    *,
+    markers: Mapping[str, str],
+    mlflow_models: Mapping[str, tuple[str, str]] | None = None,
 ) -> RuntimeRequirements:
     """Derive the runtime's requirements from its installed distributions' metadata.
 
@@ -85,6 +115,9 @@ def runtime_requirements(
         The runtime interpreter's distributions by canonical name, with `requires`.
     markers : Mapping[str, str]
         The marker environment of the venv's interpreter.
+    mlflow_models : Mapping[str, tuple[str, str]] | None
+        MLflow flavor → (distribution, oldest release MLflow logs models of)
+        (`InterpreterInfo.mlflow_models`).
     """
     flops = distributions.get("flops")
     direct = (
@@ -107,7 +140,22 @@ def runtime_requirements(
         else:
             specifier = OWN_RANGES.get(key) or _same_series(requirement)
             lines[key] = f"{key}{specifier}"
-    return RuntimeRequirements(tuple(sorted(lines.values())), frozenset(closure), exact)
+    constraints: dict[str, str] = {}
+    reasons: dict[str, str] = {}
+    mlflow = distributions.get("mlflow")
+    for flavor in FLAVORS:
+        package, minimum = (mlflow_models or {}).get(flavor, ("", ""))
+        if package and mlflow is not None:
+            key = canonicalize_name(package)
+            constraints[key] = f"{key}>={minimum}"
+            reasons[key] = f"MLflow {mlflow.version} logs {flavor} models of {key}>={minimum} only"
+    return RuntimeRequirements(
+        tuple(sorted(lines.values())),
+        frozenset(closure),
+        exact,
+        tuple(sorted(constraints.values())),
+        reasons,
+    )
 
 
 def _closure(
