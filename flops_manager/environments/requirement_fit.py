@@ -278,7 +278,7 @@ def _why(conflict: Conflict | None, runtime: RuntimeRequirements) -> str:
             if reason is None:
                 parts.append(f"a pip constraint requires {what}")
             else:
-                parts.append(f"the FLOps runtime requires {what} ({reason})")
+                parts.append(f"pip's constraints allow only {what} ({reason})")
         elif line.startswith("The user requested "):
             what = line.removeprefix("The user requested ")
             side = (

@@ -198,3 +198,26 @@ def test_parse_conflict_names_both_sides() -> None:
         "The user requested numpy<3 and >=1.26",
         "tensorflow 2.12.0 depends on numpy<1.24 and >=1.22",
     )
+
+
+def test_a_pin_below_what_mlflow_logs_is_relaxed_and_mlflow_is_named(
+    resolver: PipResolver,
+) -> None:
+    runtime = RuntimeRequirements(
+        lines=(),
+        closure=frozenset(),
+        exact={},
+        constraints=("torch>=2.3.0",),
+        reasons={"torch": "MLflow logs pytorch models of torch>=2.3.0 only"},
+    )
+
+    fitted = fit_requirements(
+        ["torch==2.1.1", "torchvision"], runtime=runtime, installed=INSTALLED, resolver=resolver
+    )
+
+    assert (fitted.installs["torch"], fitted.installs["torchvision"]) == ("2.3.0", "0.18.0")
+    (relaxation,) = fitted.relaxed
+    assert relaxation.why == (
+        "the repo asks for torch==2.1.1; pip's constraints allow only torch>=2.3.0 "
+        "(MLflow logs pytorch models of torch>=2.3.0 only)"
+    )

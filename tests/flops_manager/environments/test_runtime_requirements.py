@@ -77,3 +77,18 @@ def test_the_real_runtime_keeps_flower_and_mlflow_exact_and_numpy_open() -> None
     assert lines["numpy"] == "numpy>=1.26,<3"
     assert {"scipy", "protobuf", "scikit-learn"} <= needs.closure  # through mlflow and flwr
     assert "torch" not in needs.closure and "pytest" not in needs.closure
+
+
+def test_mlflow_model_support_constrains_the_flavors_frameworks() -> None:
+    models = {
+        "pytorch": ("torch", "2.5.0"),
+        "sklearn": ("scikit-learn", "1.6.0"),
+        "xgboost": ("xgboost", "1.7.0"),  # not a FLOps flavor
+    }
+    runtime = {**RUNTIME, "mlflow": dist("mlflow", "3.17.2")}
+
+    needs = runtime_requirements(runtime, markers=MARKERS, mlflow_models=models)
+
+    assert needs.constraints == ("scikit-learn>=1.6.0", "torch>=2.5.0")
+    assert needs.reasons["torch"] == "MLflow 3.17.2 logs pytorch models of torch>=2.5.0 only"
+    assert str(needs.allowed("torch")) == ">=2.5.0"
