@@ -178,6 +178,24 @@ def test_dependency_conflicting_with_the_runtime_is_permanent(
     assert "flopstest-old-flower 1.0 depends on flwr<1" in message
 
 
+def test_a_pin_the_runtime_excludes_is_relaxed_and_reported_again_on_reuse(
+    builder_factory: BuilderFactory, tmp_path: Path
+) -> None:
+    builder = builder_factory()
+    repo = make_repo(tmp_path / "repo", "flopstest-app==1.0\n")  # 1.0 needs flwr<1
+
+    env = builder.ensure(repo)
+    again = builder.ensure(repo)
+
+    assert env.installed == ["flopstest-app==2.0"]
+    assert [(r.package, r.asked, r.got) for r in env.relaxed] == [
+        ("flopstest-app", "flopstest-app==1.0", "2.0")
+    ]
+    assert "flopstest-app 1.0 depends on flwr<1" in env.relaxed[0].why
+    assert run_in(env, "import flopstest_app; print(flopstest_app.VALUE)") == "app 2.0"
+    assert again.reused and again.relaxed == env.relaxed
+
+
 def test_unreachable_index_is_retryable_and_hides_credentials(
     builder_factory: BuilderFactory, tmp_path: Path
 ) -> None:
