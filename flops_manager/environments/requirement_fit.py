@@ -149,11 +149,9 @@ def fit_requirements(
             if step is not None:
                 break
         if step is None:
-            index = culprits[0]
-            tried = len(nearest_first(resolver.releases(_name(lines[index])), lines[index]))
-            raise RequirementsConflictError(
-                _no_fit_sentence(lines[index], conflict, runtime, min(tried, MAX_TRIALS))
-            )
+            asked = lines[culprits[0]]
+            tried = len(_candidates(asked, runtime, resolver))
+            raise RequirementsConflictError(_no_fit_sentence(asked, conflict, runtime, tried))
         lines, attempt, changed = step
         why = _why(conflict, runtime)
         relaxed += [(name, asked, why) for name, asked in changed]
@@ -237,13 +235,9 @@ def _relax(
     requirement = Requirement(asked)
     name = canonicalize_name(requirement.name)
     extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
-    allowed = runtime.allowed(name)
     companions = companions_of([name])
     lifted = [i for i, line in enumerate(lines) if _name(line) in companions and _pinned(line)]
-    candidates = [
-        v for v in nearest_first(resolver.releases(name), asked) if allowed.contains(v, True)
-    ]
-    for version in candidates[:MAX_TRIALS]:
+    for version in _candidates(asked, runtime, resolver):
         trial = list(lines)
         trial[index] = f"{name}{extras}=={version}"
         for i in lifted:
@@ -257,6 +251,14 @@ def _relax(
             changed = [(name, asked), *((_name(lines[i]), lines[i]) for i in lifted)]
             return trial, attempt, changed
     return None
+
+
+def _candidates(asked: str, runtime: RuntimeRequirements, resolver: Resolver) -> list[str]:
+    """The releases to try instead of `asked`, nearest first, within the runtime's range."""
+    name = _name(asked)
+    allowed = runtime.allowed(name)
+    releases = nearest_first(resolver.releases(name), asked)
+    return [v for v in releases if allowed.contains(v, prereleases=True)][:MAX_TRIALS]
 
 
 def _culprits(lines: Sequence[str], conflict: Conflict, runtime: RuntimeRequirements) -> list[int]:
