@@ -31,7 +31,14 @@ _STATE_TEXT = {
     "training": "Training",
     "post_training": "Registering the model",
 }
-_WARNINGS = {"dependency_override", "learner_failed", "learner_dropped", "failed", "warning"}
+_WARNINGS = {
+    "dependency_override",
+    "dependency_relaxed",
+    "learner_failed",
+    "learner_dropped",
+    "failed",
+    "warning",
+}
 #: Shown otherwise (the progress bars, the summary), or too chatty to print.
 _QUIET = {"build_progress", "started", "learner_connected", "succeeded"}
 

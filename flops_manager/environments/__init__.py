@@ -11,6 +11,7 @@ from flops_manager.environments.errors import (
     VenvCreationError,
 )
 from flops_manager.environments.python_environment import EnvironmentBuilder, ProgressCallback
+from flops_manager.environments.requirement_fit import Relaxation
 from flops_manager.environments.requirement_plan import Override
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "PackageDownloadError",
     "PipTimeoutError",
     "ProgressCallback",
+    "Relaxation",
     "RequirementsConflictError",
     "RuntimeProbeError",
     "UnsupportedDependenciesError",

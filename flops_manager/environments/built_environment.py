@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from flops_manager.environments.requirement_fit import Relaxation
 from flops_manager.environments.requirement_plan import Override
 
 __all__ = ["BuiltEnvironment"]
@@ -29,13 +30,16 @@ class BuiltEnvironment:
     warnings : list[str]
         What else did not go as the repo asked (Python pin, skipped lines), one line each.
     installed : list[str]
-        The requirements installed into the venv on top of the runtime.
+        `name==version` of what was installed into the venv on top of the runtime (the
+        repo's requirement lines for environments built before relaxation existed).
     build_seconds : float
         Seconds this call took (small when reused).
     python_version : str
         The interpreter's full version.
     dependency_file : str
         The repo's dependency file the environment was made from.
+    relaxed : list[Relaxation]
+        Repo pins replaced by the nearest release that fits the runtime; one event each.
     """
 
     path: Path
@@ -48,3 +52,4 @@ class BuiltEnvironment:
     build_seconds: float
     python_version: str
     dependency_file: str
+    relaxed: list[Relaxation] = field(default_factory=list)

@@ -5,25 +5,31 @@ need two things in one interpreter: the FLOps runtime (Flower, MLflow, `flops_*`
 hundreds of megabytes of dependencies) and whatever the repo's dependency file asks for.
 Reinstalling the runtime into every environment would cost minutes and gigabytes per
 environment and could end with versions other than the ones the manager was tested with.
-Instead each environment is a small venv whose own site-packages holds only the repo's
-extra packages, followed on `sys.path` (through one `.pth` file) by the runtime's
-site-packages and the FLOps source root: the repo's packages shadow nothing of the runtime
-because pip installs with a constraints file that pins every runtime distribution to its
-installed version, so pip never installs a second copy of one, and a repo requirement that
-contradicts the runtime (`numpy==1.26.4`, `mlflow<3`) is dropped beforehand and reported as
-an `Override` for the project's events: the runtime's requirement wins. The venv borrows
-the runtime's pip the same way, so creating it takes a fraction of a second. The `.pth`
-file only appends folders (the runtime's own `.pth` files do not run in the venv), which is
-why an editable FLOps install is covered by appending its source root instead of relying
-on setuptools' import hook.
+Instead each environment is a small venv whose own site-packages holds only what the repo
+needs beyond the runtime, followed on `sys.path` (through one `.pth` file) by the runtime's
+site-packages and the FLOps source root. Which runtime packages a repo may not change is
+decided by `runtime_requirements`: the wire-format packages (Flower, MLflow, pyarrow,
+datasets) stay at the runtime's versions, and a repo requirement that contradicts one
+(`mlflow<3`) is dropped beforehand and reported as an `Override`; the rest of the
+runtime's needs are ranges, resolved by pip together with the repo's requirements
+(`requirement_fit`), so a repo's `numpy==1.26.4` goes into its own venv and shadows the
+runtime's copy, with whatever else pip needs to keep the runtime's declared requirements
+true. A pin that cannot live with the runtime is relaxed to the nearest release that can
+and reported as a `Relaxation`. When the runtime already satisfies every requirement, pip
+is not run at all. The venv borrows the runtime's pip the same way, so creating it takes
+a fraction of a second. The `.pth` file only appends folders (the runtime's own `.pth`
+files do not run in the venv), which is why an editable FLOps install is covered by
+appending its source root instead of relying on setuptools' import hook.
 
 Environments are keyed by what decides their content, not by commit: the requirement
-lines left after overrides, the interpreter and a fingerprint of the runtime (its
-distributions and paths), so every commit with the same dependencies shares one
-environment and an upgraded runtime gets fresh ones. `EnvironmentCache` builds each in a
-staging folder, writes a marker last and renames it into place (rewriting the few absolute
-paths `venv` and pip put into `bin/`), under a per-key file lock, so concurrent callers
-(threads or processes) build once and a failed build leaves nothing.
+lines left after overrides, the runtime's requirement lines, the framework facts, the
+interpreter and a fingerprint of the runtime (its distributions and paths), so every
+commit with the same dependencies shares one environment and an upgraded runtime gets
+fresh ones. `EnvironmentCache` builds each in a staging folder, writes a marker last and
+renames it into place (rewriting the few absolute paths `venv` and pip put into `bin/`),
+under a per-key file lock, so concurrent callers (threads or processes) build once and a
+failed build leaves nothing. What was relaxed is kept in the marker and reported again
+whenever the environment is reused.
 """
 
 from __future__ import annotations
@@ -37,10 +43,14 @@ from pathlib import Path
 
 from flops_manager.environments.built_environment import BuiltEnvironment
 from flops_manager.environments.environment_cache import EnvironmentCache
-from flops_manager.environments.errors import UnsupportedDependenciesError
+from flops_manager.environments.errors import (
+    RequirementsConflictError,
+    UnsupportedDependenciesError,
+)
+from flops_manager.environments.pip_resolution import PipResolver
+from flops_manager.environments.requirement_fit import Relaxation, fit_requirements
 from flops_manager.environments.requirement_plan import (
     RequirementPlan,
-    constraint_lines,
     environment_key,
     plan_requirements,
 )
@@ -48,6 +58,10 @@ from flops_manager.environments.runtime_probe import (
     InterpreterInfo,
     choose_interpreter,
     probe_interpreter,
+)
+from flops_manager.environments.runtime_requirements import (
+    RuntimeRequirements,
+    runtime_requirements,
 )
 from flops_manager.environments.venv_setup import create_venv, pip_install
 from flops_utils.dependencies import DependencySpec, read_dependencies
@@ -178,14 +192,23 @@ class EnvironmentBuilder:
         interpreter, python_warnings = choose_interpreter(
             runtime, spec.python_version, search_path=self._search_path
         )
+        needs = runtime_requirements(
+            runtime.distributions,
+            markers=interpreter.markers,
+            mlflow_models=runtime.mlflow_models,
+        )
         plan = plan_requirements(
-            spec.requirements, runtime=runtime.distributions, markers=interpreter.markers
+            spec.requirements,
+            runtime=needs.exact,
+            markers=interpreter.markers,
+            installed=runtime.distributions,
         )
         key = environment_key(
             plan.install_redacted,
             interpreter=interpreter,
             runtime_fingerprint=runtime.fingerprint(),
             pip_args=self._pip_args,
+            runtime_lines=(*needs.lines, *needs.constraints),
         )
         reused = self._cache.is_complete(key)
         if not reused:
@@ -193,13 +216,16 @@ class EnvironmentBuilder:
             with self._cache.lock(key, on_wait=lambda: progress(waiting)):
                 reused = self._cache.is_complete(key)
                 if not reused:
-                    self._build(key, spec, plan, interpreter, runtime, commit, progress, started)
+                    self._build(
+                        key, spec, plan, needs, interpreter, runtime, commit, progress, started
+                    )
         if reused:
             progress(f"reusing environment {key}")
             self._cache.touch(key)
         seconds = time.monotonic() - started
         progress(f"done in {seconds:.1f} s")
         path = self._cache.path(key)
+        marker = self._cache.read_marker(key)
         return BuiltEnvironment(
             path=path,
             python=path / "bin" / "python",
@@ -207,7 +233,8 @@ class EnvironmentBuilder:
             reused=reused,
             overrides=list(plan.overrides),
             warnings=[*spec.warnings, *python_warnings],
-            installed=list(plan.install_redacted),
+            installed=list(marker.get("installed", plan.install_redacted)),
+            relaxed=[Relaxation(**item) for item in marker.get("relaxed", [])],
             build_seconds=seconds,
             python_version=interpreter.version,
             dependency_file=spec.source_file,
@@ -230,6 +257,7 @@ class EnvironmentBuilder:
         key: str,
         spec: DependencySpec,
         plan: RequirementPlan,
+        needs: RuntimeRequirements,
         interpreter: InterpreterInfo,
         runtime: InterpreterInfo,
         commit: str | None,
@@ -252,10 +280,34 @@ class EnvironmentBuilder:
             requirements = staging / _REQUIREMENTS_NAME
             constraints = staging / _CONSTRAINTS_NAME
             requirements.touch(mode=0o600)  # URL lines may hold credentials until pip is done
-            _write_lines(requirements, plan.install)
-            _write_lines(constraints, constraint_lines(runtime.distributions))
-            if plan.install:
-                count = len(plan.install)
+            relaxed: tuple[Relaxation, ...] = ()
+            installed: list[str] = []
+            if plan.needs_pip:
+                progress("resolving the requirements with the FLOps runtime's")
+                resolver = PipResolver(
+                    python,
+                    pip_args=self._pip_args,
+                    timeout=self._pip_timeout,
+                    dependency_file=spec.source_file,
+                )
+                try:
+                    fitted = fit_requirements(
+                        plan.install,
+                        runtime=needs,
+                        installed={k: d.version for k, d in runtime.distributions.items()},
+                        resolver=resolver,
+                    )
+                except RequirementsConflictError as e:
+                    raise RequirementsConflictError(
+                        f"{spec.source_file}: {e}", dependency_file=spec.source_file
+                    ) from e
+                relaxed = fitted.relaxed
+                for relaxation in relaxed:
+                    progress(f"relaxed {relaxation}")
+                installed = [f"{k}=={v}" for k, v in sorted(fitted.installs.items())]
+                _write_lines(requirements, fitted.requirements)
+                _write_lines(constraints, fitted.constraints)
+                count = len(fitted.installs)
                 progress(f"installing {count} package{'s' if count != 1 else ''}")
                 pip_install(
                     python,
@@ -275,8 +327,10 @@ class EnvironmentBuilder:
                 "python_version": interpreter.version,
                 "runtime_python": str(runtime.python),
                 "runtime_fingerprint": runtime.fingerprint(),
-                "installed": list(plan.install_redacted),
+                "requirements": list(plan.install_redacted),
+                "installed": installed,
                 "overrides": [asdict(o) for o in plan.overrides],
+                "relaxed": [asdict(r) for r in relaxed],
                 "build_seconds": round(time.monotonic() - started, 3),
             }
             self._cache.publish(key, staging, marker)
@@ -285,11 +339,12 @@ class EnvironmentBuilder:
             self._cache.discard(staging)
             raise
         _logger.info(
-            "built environment %s (commit %s, %d requirements installed, %d overrides)",
+            "built environment %s (commit %s, %d requirements, %d overrides, %d relaxed)",
             key,
             commit or "unknown",
             len(plan.install),
             len(plan.overrides),
+            len(relaxed),
         )
 
 

@@ -4,29 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import InvalidVersion
 
 from flops_manager.environments.commands import redact_text
+from flops_manager.environments.framework_facts import COMPANIONS, NUMPY1_RELEASES
 from flops_manager.environments.runtime_probe import InterpreterInfo, RuntimeDistribution
 from flops_utils.logs import get_logger
 
 __all__ = [
     "Override",
     "RequirementPlan",
-    "constraint_lines",
     "environment_key",
     "plan_requirements",
 ]
 
 _logger = get_logger("manager.environments")
 
-#: Bumped when the layout of an environment changes, so that old ones are not reused.
-LAYOUT_VERSION = 1
+#: Bumped when the layout of an environment or the way it is planned changes, so that old
+#: ones are not reused.
+LAYOUT_VERSION = 2
 
 #: The FLOps project itself, which the runtime provides (and its old PyPI name).
 _FLOPS_NAMES = frozenset({"flops", "flops-utils"})
@@ -68,7 +69,7 @@ class RequirementPlan:
     overrides : tuple[Override, ...]
         User requirements the runtime's version replaced.
     satisfied : tuple[str, ...]
-        User requirements the runtime's version already meets (nothing to install).
+        User requirements an installed version already meets.
     skipped : tuple[str, ...]
         User requirements whose environment markers do not apply.
     """
@@ -83,36 +84,46 @@ class RequirementPlan:
         """`install` with credentials in URLs replaced by `***`: for keys, logs and events."""
         return tuple(redact_text(line) for line in self.install)
 
+    @property
+    def needs_pip(self) -> bool:
+        """Whether some line of `install` is not met by what is installed already."""
+        return any(line not in self.satisfied for line in self.install)
+
 
 def plan_requirements(
     requirements: Iterable[str],
     *,
-    runtime: dict[str, RuntimeDistribution],
-    markers: dict[str, str],
+    runtime: Mapping[str, RuntimeDistribution],
+    markers: Mapping[str, str],
+    installed: Mapping[str, RuntimeDistribution] | None = None,
 ) -> RequirementPlan:
-    """Compare each requirement with the runtime's distributions; the runtime always wins.
+    """Compare each requirement with what the runtime fixes; the runtime's fixed versions win.
 
-    A requirement on a distribution the runtime has is dropped: silently when the runtime's
-    version satisfies it, as an `Override` when it does not (e.g. `numpy==1.26.4` against
-    2.4.6, `mlflow<3`); a satisfied one with extras is kept without its version, so that
-    pip adds only the extras' dependencies. Requirements whose markers do not apply are
-    dropped. Lines that are not PEP 508 (paths, URLs without a name) and URL requirements
-    on other distributions are kept as written.
+    A requirement on a distribution in `runtime` (what the runtime never lets change) is
+    dropped: silently when the runtime's version satisfies it, as an `Override` when it does
+    not (e.g. `mlflow<3` against 3.17.2); a satisfied one with extras is kept without its
+    version, so that pip adds only the extras' dependencies. Every other requirement is
+    kept for pip, and listed in `satisfied` too when `installed` already meets it.
+    Requirements whose markers do not apply are dropped. Lines that are not PEP 508 (paths,
+    URLs without a name) are kept as written.
 
     Parameters
     ----------
     requirements : Iterable[str]
         The repo's requirement strings (`DependencySpec.requirements`).
-    runtime : dict[str, RuntimeDistribution]
-        The runtime's distributions by canonical name.
-    markers : dict[str, str]
+    runtime : Mapping[str, RuntimeDistribution]
+        The distributions whose versions the runtime fixes, by canonical name.
+    markers : Mapping[str, str]
         The marker environment of the venv's interpreter.
+    installed : Mapping[str, RuntimeDistribution] | None
+        Everything the venv imports already, by canonical name; default: `runtime`.
 
     Returns
     -------
     RequirementPlan
         What to install and what was overridden, satisfied or skipped.
     """
+    seen = installed if installed is not None else runtime
     install: list[str] = []
     overrides: list[Override] = []
     satisfied: list[str] = []
@@ -123,7 +134,7 @@ def plan_requirements(
         except InvalidRequirement:
             _add(install, line)
             continue
-        if requirement.marker is not None and not requirement.marker.evaluate(markers):
+        if requirement.marker is not None and not requirement.marker.evaluate(dict(markers)):
             skipped.append(line)
             continue
         requirement.marker = None
@@ -133,7 +144,11 @@ def plan_requirements(
         if key in _FLOPS_NAMES:
             reason = "FLOps itself is provided by the runtime"
         elif dist is None:
-            _add(install, line if requirement.url else _normalized(requirement))
+            kept = line if requirement.url else _normalized(requirement)
+            _add(install, kept)
+            have = seen.get(key)
+            if have is not None and not requirement.url and _contains(requirement, have.version):
+                _add(satisfied, kept)
             continue
         elif requirement.url:
             reason = "the FLOps runtime needs its own build"
@@ -150,30 +165,13 @@ def plan_requirements(
     return RequirementPlan(tuple(install), tuple(overrides), tuple(satisfied), tuple(skipped))
 
 
-def constraint_lines(runtime: dict[str, RuntimeDistribution]) -> list[str]:
-    """`name==version` for every runtime distribution that pip must never replace.
-
-    The FLOps project itself and distributions installed from local folders (editable or
-    not) are left out: pip cannot pin what no index has.
-    """
-    lines = []
-    for key, dist in sorted(runtime.items()):
-        if key in _FLOPS_NAMES or dist.local:
-            continue
-        try:
-            Version(dist.version)
-        except InvalidVersion:
-            continue
-        lines.append(f"{key}=={dist.version}")
-    return lines
-
-
 def environment_key(
     install: Sequence[str],
     *,
     interpreter: InterpreterInfo,
     runtime_fingerprint: str,
     pip_args: Sequence[str],
+    runtime_lines: Sequence[str] = (),
 ) -> str:
     """A short hash naming the environment: the same inputs always give the same venv.
 
@@ -187,6 +185,9 @@ def environment_key(
         `InterpreterInfo.fingerprint()` of the FLOps runtime.
     pip_args : Sequence[str]
         Extra pip arguments (indexes, find-links), which can change what gets installed.
+    runtime_lines : Sequence[str]
+        The runtime's own requirement lines (`RuntimeRequirements.lines`), resolved with
+        the repo's; the NumPy-ABI facts and companions (`framework_facts`) count as well.
     """
     payload = {
         "layout": LAYOUT_VERSION,
@@ -194,6 +195,8 @@ def environment_key(
         "python": [str(interpreter.python), interpreter.version],
         "runtime": runtime_fingerprint,
         "pip_args": list(pip_args),
+        "runtime_lines": list(runtime_lines),
+        "facts": [dict(NUMPY1_RELEASES), {k: sorted(v) for k, v in COMPANIONS.items()}],
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     return digest[:20]

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -79,10 +79,29 @@ for dist in importlib.metadata.distributions():
         local = "dir_info" in direct
     except ValueError:
         pass
-    dists.append([name, dist.version, local])
+    dists.append([name, dist.version, local, dist.requires or []])
+mlflow_models = {}
+try:  # MLflow's own table of the framework releases it can log models of
+    import ast
+    spec = importlib.util.find_spec("mlflow")  # finds, does not import
+    if spec is not None and spec.submodule_search_locations:
+        folder = list(spec.submodule_search_locations)[0]
+        with open(os.path.join(folder, "ml_package_versions.py"), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                getattr(t, "id", "") == "_ML_PACKAGE_VERSIONS" for t in node.targets
+            ):
+                for flavor, info in ast.literal_eval(node.value).items():
+                    release = (info.get("package_info") or {}).get("pip_release")
+                    minimum = (info.get("models") or {}).get("minimum")
+                    if release and minimum:
+                        mlflow_models[flavor] = [release, minimum]
+except (OSError, SyntaxError, ValueError, AttributeError, TypeError):
+    pass
 print(json.dumps({
     "executable": sys.executable, "version": platform.python_version(), "markers": markers,
-    "paths": paths, "flops_roots": roots, "distributions": dists,
+    "paths": paths, "flops_roots": roots, "distributions": dists, "mlflow_models": mlflow_models,
     "has_pip": importlib.util.find_spec("pip") is not None,
 }))
 """
@@ -95,6 +114,7 @@ class RuntimeDistribution:
     name: str
     version: str
     local: bool  # installed from a local directory (editable or not), not from an index
+    requires: tuple[str, ...] = ()  # its Requires-Dist lines, markers and extras included
 
 
 @dataclass(frozen=True)
@@ -116,6 +136,9 @@ class InterpreterInfo:
         Installed distributions by canonical name (the first one on the path wins).
     has_pip : bool
         Whether `pip` is importable, so a venv that sees these paths can borrow it.
+    mlflow_models : dict[str, tuple[str, str]]
+        MLflow flavor → (distribution, oldest release MLflow logs models of), from the
+        installed MLflow's `ml_package_versions.py`; {} without MLflow.
     """
 
     python: Path
@@ -124,6 +147,7 @@ class InterpreterInfo:
     paths: tuple[str, ...]
     distributions: dict[str, RuntimeDistribution]
     has_pip: bool
+    mlflow_models: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def minor(self) -> str:
@@ -161,9 +185,10 @@ def probe_interpreter(python: Path, *, timeout: float = 60.0) -> InterpreterInfo
     try:
         data = json.loads(result.output)
         distributions: dict[str, RuntimeDistribution] = {}
-        for name, version, local in data["distributions"]:
+        for name, version, local, requires in data["distributions"]:
             distributions.setdefault(
-                canonicalize_name(name), RuntimeDistribution(name, version, bool(local))
+                canonicalize_name(name),
+                RuntimeDistribution(name, version, bool(local), tuple(map(str, requires))),
             )
         return InterpreterInfo(
             python=python,
@@ -172,6 +197,10 @@ def probe_interpreter(python: Path, *, timeout: float = 60.0) -> InterpreterInfo
             paths=tuple(str(p) for p in (*data["paths"], *data["flops_roots"])),
             distributions=distributions,
             has_pip=bool(data["has_pip"]),
+            mlflow_models={
+                str(flavor): (str(pair[0]), str(pair[1]))
+                for flavor, pair in data.get("mlflow_models", {}).items()
+            },
         )
     except (ValueError, KeyError, TypeError) as e:
         raise RuntimeProbeError(f"unexpected answer from the Python interpreter {python}") from e

@@ -15,7 +15,7 @@ from flops_manager.environments.errors import (
 )
 from flops_utils.logs import get_logger
 
-__all__ = ["RUNTIME_PTH_NAME", "create_venv", "pip_install"]
+__all__ = ["RUNTIME_PTH_NAME", "create_venv", "looks_like_network_failure", "pip_install"]
 
 _logger = get_logger("manager.environments")
 
@@ -165,8 +165,8 @@ def pip_install(
     if result.returncode == 0:
         return
     tail = result.tail(20)
-    network = "ResolutionImpossible" not in result.output and any(
-        sign in result.output for sign in _NETWORK_SIGNS
+    network = "ResolutionImpossible" not in result.output and looks_like_network_failure(
+        result.output
     )
     error: type[EnvironmentBuildError] = (
         PackageDownloadError if network else RequirementsConflictError
@@ -178,6 +178,11 @@ def pip_install(
         dependency_file=dependency_file,
         output_tail=tail,
     )
+
+
+def looks_like_network_failure(output: str) -> bool:
+    """Whether pip's output shows that an index or a download failed."""
+    return any(sign in output for sign in _NETWORK_SIGNS)
 
 
 def _run_or_raise(command: list[str], timeout: float, what: str) -> None:

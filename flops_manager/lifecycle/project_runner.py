@@ -353,6 +353,17 @@ class ProjectRunner(threading.Thread):
             raise ProjectFailure(f"cannot install the repo's dependencies: {e}") from e
         for override in built.overrides:
             self.store.event("dependency_override", str(override))
+        for relaxed in built.relaxed:
+            self.store.event(
+                "dependency_relaxed",
+                str(relaxed),
+                data={
+                    "package": relaxed.package,
+                    "asked": relaxed.asked,
+                    "got": relaxed.got,
+                    "why": relaxed.why,
+                },
+            )
         for warning in built.warnings:
             self.store.event("warning", warning)
         return built.path

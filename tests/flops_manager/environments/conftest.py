@@ -56,10 +56,13 @@ def make_repo(folder: Path, requirements: str, *, file_name: str = "requirements
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Local wheels: `flopstest-tiny` 1.0, and `flopstest-old-numpy`, which needs numpy<2."""
+    """Local wheels: `flopstest-tiny` 1.0, `flopstest-old-flower` (needs flwr<1), and
+    `flopstest-app` 1.0 (needs flwr<1) and 2.0 (needs nothing)."""
     folder = tmp_path_factory.mktemp("wheels")
     make_wheel(folder, "flopstest-tiny", "1.0", 'VALUE = "tiny 1.0"\n')
-    make_wheel(folder, "flopstest-old-numpy", "1.0", "", requires=("numpy<2",))
+    make_wheel(folder, "flopstest-old-flower", "1.0", "", requires=("flwr<1",))
+    make_wheel(folder, "flopstest-app", "1.0", "", requires=("flwr<1",))
+    make_wheel(folder, "flopstest-app", "2.0", 'VALUE = "app 2.0"\n')
     return folder
 
 

@@ -25,7 +25,7 @@ from tests.flops_manager.environments.conftest import BuilderFactory, make_repo
 
 REQUIREMENTS = """\
 flopstest-tiny==1.0
-numpy==1.26.4          # the runtime has 2.4.6: overridden
+flwr==1.40.0           # the runtime has 1.41.0, and Flower is wire format: overridden
 mlflow<3               # the runtime has 3.x: overridden
 six                    # the runtime has it: nothing to install
 tomli ; python_version < "3.0"
@@ -71,20 +71,21 @@ def test_build_installs_only_what_the_runtime_lacks(built: Built) -> None:
     assert env.dependency_file == "requirements.txt"
     assert env.python == env.path / "bin" / "python"
     assert env.path.name == env.key
-    assert built.lines[:4] == [
+    assert built.lines[:5] == [
         "reading dependencies",
         "creating venv",
+        "resolving the requirements with the FLOps runtime's",
         "installing 1 package",
-        built.lines[3],
+        built.lines[4],
     ]
-    assert built.lines[3].startswith("done in ")
+    assert built.lines[4].startswith("done in ")
 
 
 def test_conflicting_runtime_pins_are_overrides(built: Built) -> None:
     overrides = {o.name: (o.requested, o.used) for o in built.env.overrides}
 
     assert overrides == {
-        "numpy": ("numpy==1.26.4", "numpy 2.4.6"),
+        "flwr": ("flwr==1.40.0", "flwr 1.41.0"),
         "mlflow": ("mlflow<3", overrides["mlflow"][1]),
     }
     assert overrides["mlflow"][1].startswith("mlflow 3.")
@@ -164,13 +165,35 @@ def test_unresolvable_requirement_fails_and_leaves_no_cache_entry(
 def test_dependency_conflicting_with_the_runtime_is_permanent(
     builder_factory: BuilderFactory, tmp_path: Path
 ) -> None:
-    repo = make_repo(tmp_path / "repo", "flopstest-old-numpy\n")  # needs numpy<2
+    repo = make_repo(tmp_path / "repo", "flopstest-old-flower\n")  # needs flwr<1
 
     with pytest.raises(RequirementsConflictError) as raised:
         builder_factory().ensure(repo)
 
-    assert "numpy" in str(raised.value)
-    assert "ResolutionImpossible" in str(raised.value)
+    message = str(raised.value)
+    assert message.startswith(
+        "requirements.txt: the repo's requirements cannot be installed next to the FLOps runtime: "
+    )
+    assert "the FLOps runtime requires flwr==1.41.0" in message
+    assert "flopstest-old-flower 1.0 depends on flwr<1" in message
+
+
+def test_a_pin_the_runtime_excludes_is_relaxed_and_reported_again_on_reuse(
+    builder_factory: BuilderFactory, tmp_path: Path
+) -> None:
+    builder = builder_factory()
+    repo = make_repo(tmp_path / "repo", "flopstest-app==1.0\n")  # 1.0 needs flwr<1
+
+    env = builder.ensure(repo)
+    again = builder.ensure(repo)
+
+    assert env.installed == ["flopstest-app==2.0"]
+    assert [(r.package, r.asked, r.got) for r in env.relaxed] == [
+        ("flopstest-app", "flopstest-app==1.0", "2.0")
+    ]
+    assert "flopstest-app 1.0 depends on flwr<1" in env.relaxed[0].why
+    assert run_in(env, "import flopstest_app; print(flopstest_app.VALUE)") == "app 2.0"
+    assert again.reused and again.relaxed == env.relaxed
 
 
 def test_unreachable_index_is_retryable_and_hides_credentials(
@@ -330,6 +353,16 @@ def test_installs_from_the_machines_configured_indexes(tmp_path: Path) -> None:
 
     env = builder.ensure(repo)
 
-    assert env.installed == ["jmespath"]
-    assert [o.name for o in env.overrides] == ["numpy"]
-    assert run_in(env, "import jmespath, numpy; print(numpy.__version__)").startswith("2.")
+    # numpy 1.26.4 fits the runtime's range (numpy>=1.26,<3): it goes into the venv, with
+    # a pandas that works with it (the runtime's pandas 3.1 needs numpy>=2.0.2)
+    installed = dict(line.split("==") for line in env.installed)
+    assert installed["numpy"] == "1.26.4" and "jmespath" in installed
+    assert installed["pandas"].startswith(("2.", "3.0."))
+    assert env.overrides == [] and env.relaxed == []
+    code = (
+        "import jmespath, numpy, pandas, pyarrow, scipy, sklearn, flwr, mlflow, datasets; "
+        "import flops_learner.app, flops_aggregator.app, flops_aggregator.tracking; "
+        "print(numpy.__version__, numpy.__file__)"
+    )
+    version, path = run_in(env, code).split()
+    assert version == "1.26.4" and Path(path).is_relative_to(env.path)

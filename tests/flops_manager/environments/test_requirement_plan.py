@@ -5,11 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flops_manager.environments import Override
-from flops_manager.environments.requirement_plan import (
-    constraint_lines,
-    environment_key,
-    plan_requirements,
-)
+from flops_manager.environments.requirement_plan import environment_key, plan_requirements
 from flops_manager.environments.runtime_probe import InterpreterInfo, RuntimeDistribution
 
 RUNTIME = {
@@ -86,17 +82,43 @@ def test_override_never_shows_url_credentials() -> None:
     assert "secret" not in plan.overrides[0].requested
 
 
-def test_constraints_pin_runtime_distributions_except_flops_and_local_ones() -> None:
-    assert constraint_lines(RUNTIME) == ["mlflow==3.17.2", "numpy==2.4.6"]
+def test_runtime_packages_not_fixed_go_to_pip_and_count_as_satisfied_when_installed() -> None:
+    fixed = {k: v for k, v in RUNTIME.items() if k in ("mlflow", "flops")}
+
+    plan = plan_requirements(
+        ["numpy==1.26.4", "numpy>=2", "mlflow<3"], runtime=fixed, markers=MARKERS, installed=RUNTIME
+    )
+
+    assert plan.install == ("numpy==1.26.4", "numpy>=2")
+    assert plan.satisfied == ("numpy>=2",)
+    assert plan.needs_pip
+    assert [o.name for o in plan.overrides] == ["mlflow"]
+
+
+def test_nothing_for_pip_when_the_runtime_satisfies_every_line() -> None:
+    plan = plan_requirements(["numpy>=2"], runtime={}, markers=MARKERS, installed=RUNTIME)
+
+    assert plan.install == ("numpy>=2",) and not plan.needs_pip
 
 
 def test_key_ignores_order_and_depends_on_content() -> None:
-    def key(install: list[str], version: str = "3.11.7", fingerprint: str = "f") -> str:
+    def key(
+        install: list[str], version: str = "3.11.7", fingerprint: str = "f", runtime: str = "r"
+    ) -> str:
         return environment_key(
-            install, interpreter=interpreter(version), runtime_fingerprint=fingerprint, pip_args=()
+            install,
+            interpreter=interpreter(version),
+            runtime_fingerprint=fingerprint,
+            pip_args=(),
+            runtime_lines=(runtime,),
         )
 
     assert key(["a", "b"]) == key(["b", "a"])
-    assert (
-        len({key(["a"]), key(["a", "b"]), key(["a"], "3.11.8"), key(["a"], fingerprint="g")}) == 4
-    )
+    keys = {
+        key(["a"]),
+        key(["a", "b"]),
+        key(["a"], "3.11.8"),
+        key(["a"], fingerprint="g"),
+        key(["a"], runtime="numpy>=1.26,<3"),
+    }
+    assert len(keys) == 5
