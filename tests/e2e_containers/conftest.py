@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -130,6 +131,31 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     server = GitServer(tmp_path_factory.mktemp("git"))
     yield server
     server.close()
+
+
+#: The label the docker backend puts on every container it starts.
+MANAGED_BY_LABEL = "io.flops.managed-by"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_service_containers() -> Iterator[None]:
+    """Remove the FLOps containers these tests' managers started, at the end of the session.
+
+    The docker backend keeps an ended service's container (renamed, stopped) for its logs
+    until the project is deleted or a retention time passes; the tests delete few projects,
+    so without this every run left about 30 exited containers behind. Containers that
+    existed before the session are left alone.
+    """
+    client = docker.from_env()
+    before = {c.id for c in client.containers.list(all=True, filters={"label": MANAGED_BY_LABEL})}
+    yield
+    try:
+        for container in client.containers.list(all=True, filters={"label": MANAGED_BY_LABEL}):
+            if container.id not in before:
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session", autouse=True)
