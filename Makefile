@@ -35,7 +35,7 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy flops_utils flops_data_server flops_aggregator flops_learner flops_manager flops_cli image_builder
+	$(BIN)/mypy flops_core flops_utils flops_data_server flops_aggregator flops_learner flops_manager flops_cli image_builder
 
 bench: $(STAMP)  ## Benchmarks; each prints ratios against a baseline measured in the same run.
 	$(BIN)/python bench/round_overhead.py $(ARGS)

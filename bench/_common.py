@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flops_core.mock_data import load_bundled_dataset, partition_iid
 from flops_utils.ml_data_client import MLDataClient
-from flops_utils.mock_data import load_bundled_dataset, partition_iid
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent

@@ -52,18 +52,18 @@ from unittest import mock
 import httpx
 from _common import ROOT, median
 
-from flops_utils.events import EventReporter
-from flops_utils.logs import configure_logging
+from flops_core.events import EventReporter
+from flops_core.flops_tree import RUNTIME_PACKAGES, locate_flops_tree
+from flops_core.image_names import normalize_registry
+from flops_core.logs import configure_logging
+from flops_core.registry_client import MANIFEST_ACCEPT, RegistryClient, split_ref
 from image_builder import flavor_base
 from image_builder.build_job import BuildRequest, ImageBuildJob
 from image_builder.buildah import CA_BUNDLE_TARGET, Buildah, BuildahSettings, BuildOutput
 from image_builder.cli import default_base_image
 from image_builder.flavors import FLAVORS
-from image_builder.flops_tree import RUNTIME_PACKAGES, locate_flops_tree
-from image_builder.image_names import normalize_registry
 from image_builder.pip_resolver import PipSettings
 from image_builder.process_runner import stream_command
-from image_builder.registry_client import MANIFEST_ACCEPT, RegistryClient, split_ref
 
 EXAMPLE = ROOT / "examples" / "sklearn-digits"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")

@@ -47,8 +47,8 @@ from _common import (
     wait_for_port,
 )
 
-from flops_utils.event_receiver import EventReceiver
-from flops_utils.mlflow_server import start_mlflow_server
+from flops_core.mlflow_server import start_mlflow_server
+from tests.event_receiver import EventReceiver
 
 REPO = ROOT / "examples" / "sklearn-digits"
 APP_DIR = Path(__file__).resolve().parent / "superlink_app"

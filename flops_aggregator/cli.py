@@ -19,8 +19,8 @@ from flops_aggregator.cluster import run_cluster
 from flops_aggregator.config import AggregatorConfig, Hierarchy, MLFlavor
 from flops_aggregator.errors import AggregatorError, CancelledError
 from flops_aggregator.tracking import mlflow_http_settings
-from flops_utils.events import EventReporter
-from flops_utils.logs import configure_logging
+from flops_core.events import EventReporter
+from flops_core.logs import configure_logging
 
 __all__ = ["app"]
 

@@ -11,7 +11,7 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.criterion import Criterion
 
 from flops_aggregator.errors import NotEnoughLearnersError
-from flops_utils.logs import get_logger
+from flops_core.logs import get_logger
 
 __all__ = ["FlopsClientManager"]
 

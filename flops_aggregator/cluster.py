@@ -22,9 +22,9 @@ from flops_aggregator.runs import check_repo_requirements, report_failure, run_p
 from flops_aggregator.server import RoundResult
 from flops_aggregator.strategies import StrategyConfigError, build_strategy
 from flops_aggregator.tracking import MlflowTracker
-from flops_utils.events import EventReporter, EventType
-from flops_utils.logs import get_logger
-from flops_utils.user_code import UserCodeError, call_user_code, load_model_manager
+from flops_core.events import EventReporter, EventType
+from flops_core.logs import get_logger
+from flops_core.user_code import UserCodeError, call_user_code, load_model_manager
 
 __all__ = ["ClusterResult", "run_cluster"]
 

@@ -52,9 +52,9 @@ from flops_aggregator.errors import (
 from flops_aggregator.hierarchy import CYCLE_KEY, PARENT_RUN_TAG, ROOT_RUN_ID_KEY
 from flops_aggregator.server import ObservedServer, RoundResult
 from flops_aggregator.tracking import MlflowTracker
-from flops_utils.events import EventReporter, EventType
-from flops_utils.flower_client import grpc_error_detail, start_client_with_retry
-from flops_utils.logs import get_logger
+from flops_core.events import EventReporter, EventType
+from flops_core.flower_client import grpc_error_detail, start_client_with_retry
+from flops_core.logs import get_logger
 
 __all__ = ["ClusterAggregator", "quality"]
 

@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from flops_core.vocabulary import CLUSTER_NAME_PATTERN, Hierarchy, MLFlavor
+
 __all__ = ["CLUSTER_NAME_PATTERN", "AggregatorConfig", "Hierarchy", "MLFlavor"]
-
-#: Names of clusters in hierarchical FL (they appear in event sources and MLflow tags);
-#: Oakestra cluster names such as `cluster-1` included.
-CLUSTER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
-
-
-class MLFlavor(StrEnum):
-    """ML libraries a repo can be written with; decides how the trained model is logged."""
-
-    SKLEARN = "sklearn"
-    PYTORCH = "pytorch"
-    TENSORFLOW = "tensorflow"
-    KERAS = "keras"
-
-
-class Hierarchy(StrEnum):
-    """Where an aggregator sits: alone (classic FL), or at the root or a cluster of a hierarchy.
-
-    In hierarchical FL the root aggregator's Flower clients are cluster aggregators, each of
-    which serves its own learners and is itself a Flower client of the root.
-    """
-
-    CLASSIC = "classic"
-    ROOT = "root"
-    CLUSTER = "cluster"
 
 
 class AggregatorConfig(BaseModel):

@@ -9,9 +9,9 @@ from flops_aggregator.config import AggregatorConfig, Hierarchy
 from flops_aggregator.errors import ConfigurationError
 from flops_aggregator.hierarchy import hierarchy_tags
 from flops_aggregator.tracking import MlflowTracker
-from flops_utils.events import EventReporter, EventType
-from flops_utils.redact import redact_url
-from flops_utils.repo_checker import check_repo
+from flops_core.events import EventReporter, EventType
+from flops_core.redact import redact_url
+from flops_core.repo_checker import check_repo
 
 __all__ = ["check_repo_requirements", "report_failure", "run_params", "run_tags"]
 

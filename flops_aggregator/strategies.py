@@ -10,6 +10,8 @@ from flwr.common import Metrics, Parameters, Scalar
 from flwr.server import strategy as fl_strategy
 from flwr.server.strategy import FedAvg, Strategy
 
+from flops_core.vocabulary import STRATEGY_NAMES
+
 __all__ = [
     "STRATEGIES",
     "StrategyConfigError",
@@ -19,23 +21,7 @@ __all__ = [
 ]
 
 #: Strategies users can name, all taken from Flower unchanged.
-STRATEGIES: dict[str, type[FedAvg]] = {
-    name: getattr(fl_strategy, name)
-    for name in (
-        "FedAvg",
-        "FedProx",
-        "FedAdam",
-        "FedYogi",
-        "FedAdagrad",
-        "FedAvgM",
-        "FedMedian",
-        "FedTrimmedAvg",
-        "Krum",
-        "Bulyan",
-        "QFedAvg",
-        "FaultTolerantFedAvg",
-    )
-}
+STRATEGIES: dict[str, type[FedAvg]] = {name: getattr(fl_strategy, name) for name in STRATEGY_NAMES}
 
 # Constructor arguments FLOps itself supplies; users set these through the FL configuration.
 _SET_BY_FLOPS = frozenset(

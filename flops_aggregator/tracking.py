@@ -31,8 +31,8 @@ from mlflow.utils.async_logging.run_operations import RunOperations
 
 from flops_aggregator.config import MLFlavor
 from flops_aggregator.errors import TrackingError
-from flops_utils.logs import get_logger
-from flops_utils.redact import redact_url
+from flops_core.logs import get_logger
+from flops_core.redact import redact_url
 
 __all__ = ["CHAMPION_ALIAS", "MlflowTracker", "RegisteredModel", "mlflow_http_settings"]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, NotRequired, TypedDict
 
+from flops_core.vocabulary import FINAL_STATES, ProjectState
+
 __all__ = [
     "FINAL_STATES",
     "Event",
@@ -18,13 +20,6 @@ __all__ = [
     "TokenCreated",
     "WhoAmI",
 ]
-
-ProjectState = Literal[
-    "pending", "building", "training", "post_training", "completed", "failed", "cancelled"
-]
-
-#: States a project never leaves; the event stream ends when one is reached.
-FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
 class Health(TypedDict):

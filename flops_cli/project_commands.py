@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from flops_aggregator.config import MLFlavor
 from flops_cli.render import print_logs, print_project, project_table
 from flops_cli.ui import console, err_console, manager_errors, state_of
 from flops_cli.watch import watch_project
+from flops_core.vocabulary import MLFlavor
 
 __all__ = ["parse_data_tags", "parse_strategy_params", "project_app", "project_body"]
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from flops_cli.ui import ADMIN_TOKEN_FILE, default_data_dir, err_console, fail, read_token_file
-from flops_manager.core.security import generate_token
+from flops_core.api_tokens import generate_token
 
 __all__ = ["ensure_admin_token", "manager_environment", "server"]
 

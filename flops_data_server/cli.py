@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flops_core.logs import configure_logging, get_logger
 from flops_data_server.server import MLDataServer
-from flops_utils.logs import configure_logging, get_logger
 from flops_utils.ml_data_client import DEFAULT_DATA_SERVER_PORT, MLDataClient, MLDataError
 
 __all__ = ["app"]

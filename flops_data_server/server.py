@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pyarrow.parquet as pq
 
-from flops_utils.logs import get_logger
+from flops_core.logs import get_logger
 from flops_utils.ml_data_client import DEFAULT_DATA_SERVER_PORT, DROP_DATASET_ACTION
 
 __all__ = ["MLDataServer"]

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import grpc
 
+from flops_core.events import EventReporter, EventType
+from flops_core.flower_client import grpc_error_detail, start_client_with_retry
+from flops_core.logs import get_logger
+from flops_core.repo_checker import RepoContractError, check_repo
+from flops_core.user_code import UserCodeError, call_user_code, load_model_manager
 from flops_learner.config import LearnerConfig
 from flops_learner.learner import Learner
-from flops_utils.events import EventReporter, EventType
-from flops_utils.flower_client import grpc_error_detail, start_client_with_retry
-from flops_utils.logs import get_logger
 from flops_utils.ml_data_client import MLDataError, NoDataForTagsError
 from flops_utils.ml_repo_building_blocks import configure_data_source, enable_formatted_columns
-from flops_utils.repo_checker import RepoContractError, check_repo
-from flops_utils.user_code import UserCodeError, call_user_code, load_model_manager
 
 __all__ = ["LearnerError", "run_learner"]
 

@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from flops_core.events import EventReporter
+from flops_core.logs import configure_logging
 from flops_learner.app import LearnerError, run_learner
 from flops_learner.config import LearnerConfig
-from flops_utils.events import EventReporter
-from flops_utils.logs import configure_logging
 
 __all__ = ["app"]
 

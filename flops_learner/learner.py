@@ -8,9 +8,9 @@ import numpy as np
 from flwr.client import NumPyClient
 from flwr.common import NDArrays, Scalar
 
+from flops_core.round_config import FEDPROX_NEEDS_CONFIGURE_ROUND, PROXIMAL_MU
+from flops_core.user_code import UserCodeError, call_user_code
 from flops_utils.ml_repo_templates import CONFIGURE_ROUND_METHOD
-from flops_utils.round_config import FEDPROX_NEEDS_CONFIGURE_ROUND, PROXIMAL_MU
-from flops_utils.user_code import UserCodeError, call_user_code
 
 __all__ = ["Learner"]
 

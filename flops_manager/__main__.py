@@ -12,10 +12,10 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from flops_core.logs import configure_logging, get_logger
 from flops_manager.api import API_PREFIX
 from flops_manager.core.config import Settings
 from flops_manager.main import ConfigurationError, create_app
-from flops_utils.logs import configure_logging, get_logger
 
 __all__ = ["main"]
 

@@ -8,14 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from flops_core.logs import get_logger
+from flops_core.redact import redact_url
 from flops_manager.api import API_PREFIX, api_router, install_error_handlers
 from flops_manager.api.body_limit import BodyLimitMiddleware
 from flops_manager.api.deps import ManagerContext
 from flops_manager.core.config import Settings, flops_version
 from flops_manager.db import Database
 from flops_manager.lifecycle.runtime import ManagerRuntime
-from flops_utils.logs import get_logger
-from flops_utils.redact import redact_url
 
 __all__ = ["ConfigurationError", "ManagerContext", "create_app", "open_database"]
 

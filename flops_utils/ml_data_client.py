@@ -1,6 +1,7 @@
 """Arrow Flight client of the ML data server, shared by learners, CLIs and mock data providers."""
 
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,8 +13,6 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.flight as flight
 import pyarrow.parquet as pq
-
-from flops_utils.logs import get_logger
 
 __all__ = [
     "DEFAULT_DATA_SERVER_PORT",
@@ -30,7 +29,8 @@ __all__ = [
     "SchemaMismatchError",
 ]
 
-logger = get_logger("ml_data_client")
+# The SDK imports nothing else of FLOps; its records join the `flops.*` logger tree.
+logger = logging.getLogger("flops.ml_data_client")
 
 #: The port an ML data server listens on unless told otherwise.
 DEFAULT_DATA_SERVER_PORT = 11027

@@ -21,10 +21,13 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from flops_utils.events import EventReporter, EventType
-from flops_utils.logs import get_logger
-from flops_utils.redact import redact_url
-from flops_utils.repo_checker import RepoReport
+from flops_core.events import EventReporter, EventType
+from flops_core.flops_tree import FlopsTree, locate_flops_tree
+from flops_core.image_names import IMAGE_ROLES, image_refs
+from flops_core.logs import get_logger
+from flops_core.redact import redact_url
+from flops_core.registry_client import RegistryClient, existing_images
+from flops_core.repo_checker import RepoReport
 from image_builder.build_context import stage_project_context
 from image_builder.build_request import STEPS, BuildRequest, BuildResult
 from image_builder.build_steps import StepTimer
@@ -40,11 +43,8 @@ from image_builder.flavor_base import (
     resolve_runtime_lock,
 )
 from image_builder.flavors import FLAVORS
-from image_builder.flops_tree import FlopsTree, locate_flops_tree
-from image_builder.image_names import IMAGE_ROLES, image_refs
 from image_builder.pip_resolver import PipSettings
 from image_builder.project_containerfile import image_labels, render_project_containerfile
-from image_builder.registry_client import RegistryClient, existing_images
 from image_builder.repo_source import check_checkout, fetch_repo_at
 from image_builder.storage_prune import BuildCache
 

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flops_utils.events import EventReporter, EventType
-from flops_utils.logs import get_logger
+from flops_core.errors import FlopsError
+from flops_core.events import EventReporter, EventType
+from flops_core.logs import get_logger
 from image_builder.errors import BuildStepError, ImageBuilderError
 
 __all__ = ["StepTimer"]
@@ -58,7 +59,7 @@ class StepTimer:
             yield info
         except BuildStepError:
             raise
-        except ImageBuilderError as e:
+        except FlopsError as e:
             self.timings[step] = round(time.monotonic() - started, 3)
             _log.error("project=%s step %s failed: %s", self._project_id, step, e.reason)
             raise BuildStepError(step, e) from e

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flops_utils.logs import get_logger
+from flops_core.logs import get_logger
 from image_builder.errors import ContainerBuildError, RegistryError, RegistryUnavailableError
 from image_builder.pip_resolver import relevant_pip_lines
 from image_builder.process_runner import StreamedResult, StreamTimeoutError, stream_command

@@ -28,13 +28,13 @@ from typing import Annotated
 
 import typer
 
-from flops_utils.events import EventReporter
-from flops_utils.logs import configure_logging, get_logger
+from flops_core.events import EventReporter
+from flops_core.image_names import image_refs, inference_image_ref, normalize_registry
+from flops_core.logs import configure_logging, get_logger
 from image_builder.build_job import BuildRequest, ImageBuildJob
 from image_builder.buildah import Buildah, BuildahSettings
 from image_builder.errors import BuildStepError
 from image_builder.flavors import FLAVORS
-from image_builder.image_names import image_refs, inference_image_ref, normalize_registry
 from image_builder.inference_image import InferenceBuildRequest, InferenceImageJob
 from image_builder.pip_resolver import PipSettings
 from image_builder.storage_prune import MB, BuildCache

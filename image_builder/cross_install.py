@@ -22,8 +22,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from flops_manager.environments.commands import CommandTimeoutError, run_command
-from flops_utils.logs import get_logger
+from flops_core.commands import CommandTimeoutError, run_command
+from flops_core.logs import get_logger
 from image_builder.build_context import normalize_tree
 from image_builder.pip_resolver import PipSettings, isolated_pip_env, relevant_pip_lines
 

@@ -1,7 +1,7 @@
 """Pin a repo's dependencies on top of a flavour base: what the image's own layer installs.
 
 The repo's requirements go through the same plan as on the embedded default
-(`flops_manager.environments.requirement_plan.plan_requirements`): a requirement on a
+(`flops_core.requirements.requirement_plan.plan_requirements`): a requirement on a
 distribution the base already has is dropped (the runtime wins, an `Override` is reported
 when the versions differ); the rest are resolved by pip with every distribution of the
 base as a constraint, so pip never replaces a runtime package and a repo whose needs
@@ -20,9 +20,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from flops_manager.environments.requirement_plan import Override, plan_requirements
-from flops_manager.environments.runtime_probe import RuntimeDistribution
-from flops_utils.dependencies import DependencySpec
+from flops_core.requirements.dependencies import DependencySpec
+from flops_core.requirements.requirement_plan import Override, plan_requirements
+from flops_core.requirements.runtime_probe import RuntimeDistribution
 from image_builder.pip_resolver import PipSettings, resolve_requirements
 
 __all__ = ["DependencyLock", "lock_repo_dependencies", "runtime_distributions"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from flops_core.errors import FlopsError
+from flops_core.flops_tree import RuntimeSourceError
+from flops_core.registry_client import RegistryError, RegistryUnavailableError
 
 __all__ = [
     "BuildStepError",
@@ -20,29 +22,18 @@ __all__ = [
 ]
 
 
-class ImageBuilderError(Exception):
+class ImageBuilderError(FlopsError):
     """Base of every image builder failure; the message is one line a user can act on.
 
-    Parameters
-    ----------
-    reason : str
-        What went wrong and what to do about it, one line, no secrets.
-    output : Sequence[str]
-        The relevant last lines of the failed command's output (credentials redacted).
+    `reason` is what went wrong and what to do about it; `output` the relevant last lines of
+    the failed command's output (credentials redacted).
     """
-
-    retryable = False
-
-    def __init__(self, reason: str, *, output: Sequence[str] = ()) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.output = list(output)
 
 
 class BuildStepError(ImageBuilderError):
     """Raised by the build job when a step fails; names the step (`clone`, `build`, ...)."""
 
-    def __init__(self, step: str, cause: ImageBuilderError) -> None:
+    def __init__(self, step: str, cause: FlopsError) -> None:
         super().__init__(cause.reason, output=cause.output)
         self.step = step
         self.retryable = cause.retryable
@@ -68,28 +59,8 @@ class DependencyDownloadError(ImageBuilderError):
     retryable = True
 
 
-class RuntimeSourceError(ImageBuilderError):
-    """Raised when the FLOps runtime code or its Containerfiles cannot be found; permanent."""
-
-
 class ContainerBuildError(ImageBuilderError):
     """Raised when Buildah fails to build, or cannot be run at all; permanent."""
-
-
-class RegistryError(ImageBuilderError):
-    """Raised when the registry answers with an error (refused push, bad manifest); permanent."""
-
-
-class RegistryUnavailableError(RegistryError):
-    """Raised when the registry cannot be reached at all; retryable once it is started."""
-
-    retryable = True
-
-    def __init__(self, registry: str, detail: str) -> None:
-        super().__init__(
-            f"the registry at {registry} is not reachable: {detail}; start it or fix FLOPS_REGISTRY"
-        )
-        self.registry = registry
 
 
 class ModelSourceError(ImageBuilderError):

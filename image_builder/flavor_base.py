@@ -17,16 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from flops_utils.logs import get_logger
+from flops_core.flops_tree import FlopsTree
+from flops_core.logs import get_logger
+from flops_core.registry_client import RegistryClient, split_ref
 from image_builder.build_context import normalize_tree, write_lines
 from image_builder.buildah import Buildah
 from image_builder.cross_install import prepare_platform, target_arch
 from image_builder.errors import RuntimeSourceError
 from image_builder.flavor_containerfile import FLAVOR_CONTAINERFILE
 from image_builder.flavors import Flavor, base_image_key, flavor_base_repository
-from image_builder.flops_tree import FlopsTree
 from image_builder.pip_resolver import PipSettings, resolve_requirements
-from image_builder.registry_client import RegistryClient, split_ref
 
 __all__ = [
     "BASE_KEY_LABEL",

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 
-from image_builder.flops_tree import FlopsTree
-from image_builder.image_names import normalize_registry
+from flops_core.flops_tree import FlopsTree
+from flops_core.image_names import normalize_registry
 
 __all__ = ["FLAVORS", "Flavor", "base_image_key", "flavor_base_repository"]
 

@@ -22,8 +22,11 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from flops_utils.events import EventReporter, EventType
-from flops_utils.logs import get_logger
+from flops_core.events import EventReporter, EventType
+from flops_core.flops_tree import FlopsTree, locate_flops_tree
+from flops_core.image_names import INFERENCE_ROLE, inference_image_ref
+from flops_core.logs import get_logger
+from flops_core.registry_client import RegistryClient, existing_images, split_ref
 from image_builder.build_context import normalize_tree, write_lines
 from image_builder.build_steps import StepTimer
 from image_builder.buildah import Buildah
@@ -38,8 +41,6 @@ from image_builder.flavor_base import (
     resolve_runtime_lock,
 )
 from image_builder.flavors import FLAVORS
-from image_builder.flops_tree import FlopsTree, locate_flops_tree
-from image_builder.image_names import INFERENCE_ROLE, inference_image_ref
 from image_builder.inference_containerfile import (
     EXTRA_REQUIREMENTS_FILE,
     adapt_dockerfile,
@@ -59,7 +60,6 @@ from image_builder.model_source import (
     resolve_model_version,
 )
 from image_builder.pip_resolver import PipSettings, resolve_requirements
-from image_builder.registry_client import RegistryClient, existing_images, split_ref
 from image_builder.storage_prune import BuildCache
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flops_utils.redact import redact_url
+from flops_core.redact import redact_url
 from image_builder.model_source import (
     ModelVersionInfo,
 )

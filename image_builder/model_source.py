@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from flops_manager.environments.commands import CommandTimeoutError, redact_text, run_command
+from flops_core.commands import CommandTimeoutError, redact_text, run_command
 from image_builder.errors import ModelSourceError, ModelSourceUnavailableError
 from image_builder.pip_resolver import relevant_pip_lines
 

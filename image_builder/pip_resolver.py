@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flops_manager.environments.commands import CommandTimeoutError, run_command
+from flops_core.commands import CommandTimeoutError, run_command
 from image_builder.errors import DependencyDownloadError, DependencyResolutionError
 
 __all__ = ["PipSettings", "isolated_pip_env", "relevant_pip_lines", "resolve_requirements"]

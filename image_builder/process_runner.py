@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flops_manager.environments.commands import redact_text
+from flops_core.commands import redact_text
 
 __all__ = ["StreamTimeoutError", "StreamedResult", "stream_command"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from image_builder.flops_tree import RUNTIME_LABEL
+from flops_core.flops_tree import RUNTIME_LABEL
 
 __all__ = [
     "APP_DIR",

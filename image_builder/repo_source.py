@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flops_manager.repos import RepoFetchError, RepoPolicy, RepoPolicyError, fetch_repo
-from flops_utils.redact import redact_url
-from flops_utils.repo_checker import RepoReport, check_repo
+from flops_core.redact import redact_url
+from flops_core.repo_checker import RepoReport, check_repo
+from flops_core.repos import RepoFetchError, RepoPolicy, RepoPolicyError, fetch_repo
 from image_builder.errors import CloneError, RepoCheckError
 
 __all__ = ["check_checkout", "fetch_repo_at"]

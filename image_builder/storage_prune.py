@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from flops_utils.events import EventReporter, EventType
-from flops_utils.logs import get_logger
+from flops_core.events import EventReporter, EventType
+from flops_core.logs import get_logger
 from image_builder.buildah import Buildah
 from image_builder.errors import ImageBuilderError
 from image_builder.storage_usage import LOCK_NAME, StorageLock, storage_bytes

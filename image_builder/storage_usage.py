@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from flops_utils.logs import get_logger
+from flops_core.logs import get_logger
 
 __all__ = ["LOCK_NAME", "StorageLock", "storage_bytes"]
 

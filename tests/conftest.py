@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from flops_utils.event_receiver import EventReceiver
+from tests.event_receiver import EventReceiver
 
 __all__ = ["CLOSED_HUB_ENDPOINT", "EventReceiver", "eventually", "free_port", "free_ports"]
 

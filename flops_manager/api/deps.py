@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from flops_core.logs import get_logger
 from flops_manager.api.errors import (
     ManagerNotReadyError,
     NotAuthenticatedError,
@@ -38,7 +39,6 @@ from flops_manager.db import Database
 from flops_manager.lifecycle.runtime import ManagerRuntime
 from flops_manager.services.oakestra_auth import OakestraTokenVerifier, looks_like_jwt
 from flops_manager.services.tokens import Caller, authenticate
-from flops_utils.logs import get_logger
 
 __all__ = [
     "AdminCaller",

@@ -22,10 +22,11 @@ from pydantic.json_schema import models_json_schema
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flops_core.logs import get_logger
+from flops_core.repos.git_checkout import RepoPolicyError
 from flops_manager.api.allowed_methods import AllowedMethodsMiddleware
 from flops_manager.lifecycle.embedded_stack import StackError
 from flops_manager.lifecycle.teardown import ServicesNotStoppedError
-from flops_manager.repos.git_checkout import RepoPolicyError
 from flops_manager.services.mock_datasets import DatasetUnavailableError
 from flops_manager.services.mock_jobs import (
     MockDataCleanupError,
@@ -39,7 +40,6 @@ from flops_manager.services.oakestra_auth import (
 )
 from flops_manager.services.projects import ProjectConflictError, ProjectNotFoundError
 from flops_manager.services.tokens import InvalidCustomerIdError, TokenNotFoundError
-from flops_utils.logs import get_logger
 
 __all__ = [
     "ADMIN_RESPONSES",

@@ -1,5 +1,6 @@
 """Python environments (venvs) for ML repos on the embedded default, cached per dependency set."""
 
+from flops_core.requirements.requirement_plan import Override
 from flops_manager.environments.built_environment import BuiltEnvironment
 from flops_manager.environments.errors import (
     EnvironmentBuildError,
@@ -12,7 +13,6 @@ from flops_manager.environments.errors import (
 )
 from flops_manager.environments.python_environment import EnvironmentBuilder, ProgressCallback
 from flops_manager.environments.requirement_fit import Relaxation
-from flops_manager.environments.requirement_plan import Override
 
 __all__ = [
     "BuiltEnvironment",

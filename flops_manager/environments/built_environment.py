@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flops_core.requirements.requirement_plan import Override
 from flops_manager.environments.requirement_fit import Relaxation
-from flops_manager.environments.requirement_plan import Override
 
 __all__ = ["BuiltEnvironment"]
 

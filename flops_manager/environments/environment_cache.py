@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from flops_utils.logs import get_logger
+from flops_core.logs import get_logger
 
 __all__ = ["MARKER_NAME", "EnvironmentCache"]
 

@@ -19,14 +19,14 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from flops_manager.environments.commands import CommandTimeoutError, redact_text, run_command
+from flops_core.commands import CommandTimeoutError, redact_text, run_command
+from flops_core.logs import get_logger
 from flops_manager.environments.errors import (
     PackageDownloadError,
     PipTimeoutError,
     VenvCreationError,
 )
 from flops_manager.environments.venv_setup import looks_like_network_failure
-from flops_utils.logs import get_logger
 
 __all__ = ["Conflict", "PipResolver", "Resolution", "parse_conflict"]
 

@@ -41,31 +41,33 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flops_manager.environments.built_environment import BuiltEnvironment
-from flops_manager.environments.environment_cache import EnvironmentCache
-from flops_manager.environments.errors import (
-    RequirementsConflictError,
-    UnsupportedDependenciesError,
-)
-from flops_manager.environments.pip_resolution import PipResolver
-from flops_manager.environments.requirement_fit import Relaxation, fit_requirements
-from flops_manager.environments.requirement_plan import (
+from flops_core.logs import get_logger
+from flops_core.requirements.dependencies import DependencySpec, read_dependencies
+from flops_core.requirements.requirement_plan import (
     RequirementPlan,
     environment_key,
     plan_requirements,
 )
-from flops_manager.environments.runtime_probe import (
+from flops_core.requirements.runtime_probe import (
     InterpreterInfo,
+    InterpreterProbeError,
     choose_interpreter,
     probe_interpreter,
 )
+from flops_manager.environments.built_environment import BuiltEnvironment
+from flops_manager.environments.environment_cache import EnvironmentCache
+from flops_manager.environments.errors import (
+    RequirementsConflictError,
+    RuntimeProbeError,
+    UnsupportedDependenciesError,
+)
+from flops_manager.environments.pip_resolution import PipResolver
+from flops_manager.environments.requirement_fit import Relaxation, fit_requirements
 from flops_manager.environments.runtime_requirements import (
     RuntimeRequirements,
     runtime_requirements,
 )
 from flops_manager.environments.venv_setup import create_venv, pip_install
-from flops_utils.dependencies import DependencySpec, read_dependencies
-from flops_utils.logs import get_logger
 
 __all__ = ["BuiltEnvironment", "EnvironmentBuilder", "ProgressCallback"]
 
@@ -127,9 +129,12 @@ class EnvironmentBuilder:
         """
         with self._runtime_lock:
             if self._runtime is None:
-                self._runtime = probe_interpreter(
-                    self._runtime_python, timeout=self._command_timeout
-                )
+                try:
+                    self._runtime = probe_interpreter(
+                        self._runtime_python, timeout=self._command_timeout
+                    )
+                except InterpreterProbeError as e:
+                    raise RuntimeProbeError(e.reason, output_tail=e.output_tail) from e
                 _logger.info(
                     "FLOps runtime: Python %s, %d distributions, %d import paths",
                     self._runtime.version,

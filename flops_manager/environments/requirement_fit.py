@@ -24,16 +24,16 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from flops_manager.environments.errors import RequirementsConflictError
-from flops_manager.environments.framework_facts import (
+from flops_core.logs import get_logger
+from flops_core.requirements.framework_facts import (
     NUMPY1_CONSTRAINT,
     companions_of,
     numpy1_builds,
     numpy_abi_constraints,
 )
+from flops_manager.environments.errors import RequirementsConflictError
 from flops_manager.environments.pip_resolution import Conflict, Resolution
 from flops_manager.environments.runtime_requirements import RuntimeRequirements
-from flops_utils.logs import get_logger
 
 __all__ = ["FittedRequirements", "Relaxation", "Resolver", "fit_requirements", "nearest_first"]
 

@@ -34,7 +34,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from flops_manager.environments.runtime_probe import RuntimeDistribution
+from flops_core.requirements.runtime_probe import RuntimeDistribution
 
 __all__ = [
     "FLAVORS",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from flops_manager.environments.commands import CommandTimeoutError, redact_text, run_command
+from flops_core.commands import CommandTimeoutError, redact_text, run_command
+from flops_core.logs import get_logger
 from flops_manager.environments.errors import (
     EnvironmentBuildError,
     PackageDownloadError,
@@ -13,7 +14,6 @@ from flops_manager.environments.errors import (
     RequirementsConflictError,
     VenvCreationError,
 )
-from flops_utils.logs import get_logger
 
 __all__ = ["RUNTIME_PTH_NAME", "create_venv", "looks_like_network_failure", "pip_install"]
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
+from flops_core.logs import get_logger
 from flops_manager.lifecycle.stack_leftovers import port_problem, stop_leftovers
 from flops_manager.orchestrators import Orchestrator, RestartPolicy, ServiceSpec, ServiceStatus
-from flops_utils.logs import get_logger
 from flops_utils.ml_data_client import MLDataClient, MLDataError
 
 __all__ = ["SYSTEM_PROJECT", "EmbeddedStack", "StackError"]

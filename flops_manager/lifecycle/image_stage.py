@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flops_core.flops_tree import RUNTIME_LABEL, RuntimeSourceError, locate_flops_tree
+from flops_core.image_names import image_refs
+from flops_core.logs import get_logger
+from flops_core.registry_client import RegistryUnavailableError, existing_images
 from flops_manager.core.config import Settings, flops_version
 from flops_manager.orchestrators import Orchestrator, ServiceSpec, ServiceStatus
 from flops_manager.orchestrators.orchestrator import OrchestratorError
-from flops_utils.logs import get_logger
-from image_builder import RegistryUnavailableError, existing_images, image_refs
-from image_builder.errors import RuntimeSourceError
-from image_builder.flops_tree import RUNTIME_LABEL, locate_flops_tree
 
 if TYPE_CHECKING:
     from flops_manager.lifecycle.project_store import ProjectStore

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from flops_core.logs import get_logger
+from flops_core.redact import redact_url
 from flops_manager.db import Database, Project
 from flops_manager.lifecycle.embedded_stack import SYSTEM_PROJECT
 from flops_manager.lifecycle.mlflow_runs import end_running_runs
@@ -17,8 +19,6 @@ from flops_manager.lifecycle.teardown import (
 )
 from flops_manager.orchestrators import OrchestratorError
 from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState
-from flops_utils.logs import get_logger
-from flops_utils.redact import redact_url
 
 __all__ = ["ProjectLifecycle"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flops_core.logs import get_logger
 from flops_manager.lifecycle.mlflow_rest import MlflowSession, MlflowUnavailable, experiment_name
-from flops_utils.logs import get_logger
 
 __all__ = ["confirmed_training", "describe_confirmation"]
 

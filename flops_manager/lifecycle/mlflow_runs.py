@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 from typing import Literal
 
+from flops_core.logs import get_logger
+from flops_core.redact import redact_url
 from flops_manager.lifecycle.mlflow_rest import MlflowSession, MlflowUnavailable, experiment_name
-from flops_utils.logs import get_logger
-from flops_utils.redact import redact_url
 
 __all__ = ["RunStatus", "end_running_runs", "experiment_name"]
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import httpx
 
+from flops_core.image_names import inference_image_ref
+from flops_core.logs import get_logger
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageSettings, ImageStage
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.lifecycle.teardown import UNDEPLOY_TIMEOUT_S
@@ -41,8 +43,6 @@ from flops_manager.orchestrators import (
     ServiceStatus,
 )
 from flops_manager.schemas.project import PostTrainingStep
-from flops_utils.logs import get_logger
-from image_builder.image_names import inference_image_ref
 
 __all__ = ["INFERENCE_ROLE", "PostTraining", "PostTrainingFailure"]
 

@@ -19,6 +19,12 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from flops_core.image_names import image_refs
+from flops_core.logs import get_logger
+from flops_core.redact import redact_url
+from flops_core.repo_checker import check_repo
+from flops_core.repos import RepoFetchError, RepoPolicyError, fetch_repo
+from flops_core.round_config import strategy_problem
 from flops_manager.core.data_tags import DataTagError, stored_data_tags
 from flops_manager.environments import EnvironmentBuildError
 from flops_manager.lifecycle.cluster_plan import plan_clusters
@@ -39,15 +45,9 @@ from flops_manager.orchestrators import (
     ServiceSpec,
 )
 from flops_manager.orchestrators.orchestrator import OrchestratorError
-from flops_manager.repos import RepoFetchError, RepoPolicyError, fetch_repo
 from flops_manager.schemas import ProjectCreate, ProjectState
 from flops_manager.schemas.project import PostTrainingStep
-from flops_utils.logs import get_logger
 from flops_utils.ml_data_client import MLDataError
-from flops_utils.redact import redact_url
-from flops_utils.repo_checker import check_repo
-from flops_utils.round_config import strategy_problem
-from image_builder.image_names import image_refs
 
 __all__ = ["ProjectFailure", "ProjectRunner", "RunnerContext"]
 

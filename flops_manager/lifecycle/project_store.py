@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from flops_core.logs import get_logger
 from flops_manager.db import Database, Project, ProjectEvent, ProjectService
 from flops_manager.db.models import utcnow
 from flops_manager.schemas import ProjectState
-from flops_utils.logs import get_logger
 
 __all__ = ["ProjectStore"]
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flops_core.repos import RepoPolicy
 from flops_manager.environments import EnvironmentBuilder
 from flops_manager.lifecycle.embedded_stack import EmbeddedStack
 from flops_manager.lifecycle.image_stage import ImageSettings
 from flops_manager.orchestrators import Orchestrator
-from flops_manager.repos import RepoPolicy
 
 __all__ = ["IMAGE_REPO_DIR", "RunnerContext", "ServiceRuntime"]
 

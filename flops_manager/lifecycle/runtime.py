@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from flops_core.logs import get_logger
+from flops_core.repos import RepoPolicy
 from flops_manager.core.config import Settings
 from flops_manager.db import Database
 from flops_manager.environments import EnvironmentBuilder
@@ -17,8 +19,6 @@ from flops_manager.lifecycle.image_stage import ImageSettings
 from flops_manager.lifecycle.lifecycle import ProjectLifecycle
 from flops_manager.lifecycle.project_runner import RunnerContext
 from flops_manager.orchestrators import Orchestrator, create_orchestrator
-from flops_manager.repos import RepoPolicy
-from flops_utils.logs import get_logger
 
 __all__ = ["ManagerRuntime"]
 

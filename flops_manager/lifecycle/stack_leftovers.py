@@ -25,8 +25,8 @@ import socket
 from collections.abc import Collection
 from pathlib import Path
 
+from flops_core.logs import get_logger
 from flops_manager.orchestrators import Orchestrator, OrchestratorError
-from flops_utils.logs import get_logger
 
 __all__ = ["port_problem", "stop_leftovers"]
 

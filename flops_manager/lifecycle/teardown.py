@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from flops_core.logs import get_logger
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.orchestrators import Orchestrator
-from flops_utils.logs import get_logger
 
 __all__ = ["UNDEPLOY_TIMEOUT_S", "ServicesNotStoppedError", "Teardown", "undeploy_live"]
 

@@ -19,8 +19,8 @@ import docker.errors
 import docker.utils
 import requests.exceptions
 
+from flops_core.redact import redact_url
 from flops_manager.orchestrators.orchestrator import OrchestratorError, OrchestratorUnavailableError
-from flops_utils.redact import redact_url
 
 __all__ = ["DEFAULT_BASE_URL", "DockerConnection", "DockerHost", "platform_of"]
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import docker.errors
 
+from flops_core.logs import get_logger
 from flops_manager.orchestrators.docker_spec import DockerLabels
 from flops_manager.orchestrators.docker_state import UNDEPLOYED_SUFFIX, ended_at, is_ended
 from flops_manager.orchestrators.orchestrator import DeployError, ServiceNotFoundError
-from flops_utils.logs import get_logger
 
 __all__ = ["DockerContainers"]
 

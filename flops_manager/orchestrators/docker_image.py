@@ -16,10 +16,9 @@ from typing import Any
 import docker.errors
 import docker.utils
 
+from flops_core.logs import get_logger
+from flops_core.registry_client import RegistryClient, RegistryError, split_ref
 from flops_manager.orchestrators.orchestrator import DeployError
-from flops_utils.logs import get_logger
-from image_builder.errors import RegistryError
-from image_builder.registry_client import RegistryClient, split_ref
 
 __all__ = ["choose_platform", "ensure_image", "platform_reference"]
 

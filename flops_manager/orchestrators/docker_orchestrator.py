@@ -43,6 +43,7 @@ from typing import Any
 
 import docker.errors
 
+from flops_core.logs import get_logger
 from flops_manager.orchestrators.docker_connection import DockerConnection, DockerHost
 from flops_manager.orchestrators.docker_containers import DockerContainers
 from flops_manager.orchestrators.docker_image import choose_platform, ensure_image
@@ -65,7 +66,6 @@ from flops_manager.orchestrators.orchestrator import (
     ServiceState,
 )
 from flops_manager.orchestrators.service_spec import ServiceSpec
-from flops_utils.logs import get_logger
 
 __all__ = ["DockerOrchestrator"]
 

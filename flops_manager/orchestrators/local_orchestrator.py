@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from flops_core.logs import get_logger
 from flops_manager.orchestrators import local_process
 from flops_manager.orchestrators.local_record import (
     LOG_FILE,
@@ -62,7 +63,6 @@ from flops_manager.orchestrators.orchestrator import (
     ServiceState,
 )
 from flops_manager.orchestrators.service_spec import ServiceSpec
-from flops_utils.logs import get_logger
 
 __all__ = ["LocalOrchestrator"]
 

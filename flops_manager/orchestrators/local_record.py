@@ -16,13 +16,13 @@ from typing import IO, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from flops_core.logs import get_logger
 from flops_manager.orchestrators.local_process import ProcessIdentity
 from flops_manager.orchestrators.orchestrator import (
     OrchestratorUnavailableError,
     ServiceState,
     ServiceStatus,
 )
-from flops_utils.logs import get_logger
 
 __all__ = [
     "LOG_FILE",

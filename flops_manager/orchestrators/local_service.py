@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from subprocess import Popen
 
+from flops_core.logs import get_logger
 from flops_manager.orchestrators import local_process
 from flops_manager.orchestrators.local_record import ServiceRecord, save_record
 from flops_manager.orchestrators.orchestrator import DeployError, ServiceState, ServiceStatus
 from flops_manager.orchestrators.service_spec import ServiceSpec
-from flops_utils.logs import get_logger
 
 __all__ = ["LocalService"]
 

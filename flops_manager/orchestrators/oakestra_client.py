@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
+from flops_core.logs import get_logger
 from flops_manager.orchestrators.orchestrator import OrchestratorError, OrchestratorUnavailableError
-from flops_utils.logs import get_logger
 
 __all__ = ["TOKEN_REUSE_S", "OakestraClient", "OakestraHTTPError", "decode", "error_text"]
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from flops_core.logs import get_logger
 from flops_manager.orchestrators.oakestra_client import OakestraClient, OakestraHTTPError
 from flops_manager.orchestrators.oakestra_sla import application_name, application_sla
 from flops_manager.orchestrators.oakestra_status import (
@@ -52,7 +53,6 @@ from flops_manager.orchestrators.orchestrator import (
     ServiceStatus,
 )
 from flops_manager.orchestrators.service_spec import ServiceSpec
-from flops_utils.logs import get_logger
 
 __all__ = ["NEGATIVE_SCHEDULING", "OakestraOrchestrator", "map_status"]
 

@@ -14,9 +14,9 @@ import math
 import re
 from typing import Any
 
+from flops_core.redact import redact_url
 from flops_manager.orchestrators.orchestrator import DeployError
 from flops_manager.orchestrators.service_spec import ServiceSpec
-from flops_utils.redact import redact_url
 
 __all__ = ["NAME_PATTERN", "application_name", "application_sla", "microservice"]
 

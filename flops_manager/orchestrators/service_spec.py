@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flops_utils.redact import redact_url
+from flops_core.redact import redact_url
 
 __all__ = [
     "SECRET_KEY_MARKERS",

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from flops_core.mock_data import BUNDLED_DATASETS, LABEL_COLUMN
 from flops_manager.core.data_tags import DATA_TAG_MAX_LENGTH, DATA_TAG_PATTERN
 from flops_manager.services.tokens import CUSTOMER_ID_PATTERN
-from flops_utils.mock_data import BUNDLED_DATASETS, LABEL_COLUMN
 
 __all__ = [
     "ACTIVE_MOCK_STATES",

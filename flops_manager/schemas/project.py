@@ -16,15 +16,14 @@ from pydantic import (
     model_validator,
 )
 
-from flops_aggregator.config import MLFlavor
-from flops_aggregator.strategies import STRATEGIES
-from flops_manager.core.data_tags import DATA_TAG_MAX_LENGTH, check_data_tag
-from flops_manager.repos.git_names import (
+from flops_core.repos.git_names import (
     MAX_REF_LENGTH,
     MAX_REPO_URL_LENGTH,
     check_ref,
     check_repo_url,
 )
+from flops_core.vocabulary import ACTIVE_STATES, STRATEGY_NAMES, MLFlavor, ProjectState
+from flops_manager.core.data_tags import DATA_TAG_MAX_LENGTH, check_data_tag
 from flops_manager.services.tokens import CUSTOMER_ID_PATTERN
 
 __all__ = [
@@ -38,23 +37,6 @@ __all__ = [
     "ResourceConstraints",
     "TrainingConfiguration",
 ]
-
-
-class ProjectState(StrEnum):
-    """Where a project is in its lifecycle (DESIGN.md, "Data flow of one project")."""
-
-    PENDING = "pending"
-    BUILDING = "building"
-    TRAINING = "training"
-    POST_TRAINING = "post_training"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-ACTIVE_STATES = frozenset(
-    {ProjectState.PENDING, ProjectState.BUILDING, ProjectState.TRAINING, ProjectState.POST_TRAINING}
-)
 
 
 MAX_DATA_TAG_LENGTH = DATA_TAG_MAX_LENGTH
@@ -112,7 +94,7 @@ class TrainingConfiguration(BaseModel):
         description="Learners to deploy; default min_available_clients (per cluster on "
         "simulated clusters).",
     )
-    strategy: str = Field("FedAvg", description=f"One of: {', '.join(STRATEGIES)}.")
+    strategy: str = Field("FedAvg", description=f"One of: {', '.join(STRATEGY_NAMES)}.")
     strategy_params: dict[str, Any] = Field(
         default_factory=dict,
         description=f"The strategy's own parameters, e.g. proximal_mu; at most "
@@ -144,8 +126,8 @@ class TrainingConfiguration(BaseModel):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, name: str) -> str:
-        if name not in STRATEGIES:
-            raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+        if name not in STRATEGY_NAMES:
+            raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGY_NAMES)}")
         return name
 
     @model_validator(mode="after")

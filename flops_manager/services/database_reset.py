@@ -14,10 +14,10 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from flops_core.logs import get_logger
 from flops_manager.db import Project, ProjectEvent, ProjectService
 from flops_manager.schemas import ACTIVE_STATES
 from flops_manager.services.projects import ProjectConflictError
-from flops_utils.logs import get_logger
 
 __all__ = ["KEPT", "DatabaseResetConflictError", "reset_database"]
 

@@ -34,8 +34,8 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flops_core.logs import get_logger
 from flops_manager.core.config import Settings
-from flops_utils.logs import get_logger
 
 __all__ = [
     "ORIGINAL_HUB_NAMES",

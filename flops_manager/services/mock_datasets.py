@@ -21,6 +21,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from flops_core.mock_data import (
+    BUNDLED_DATASETS,
+    DATASET_FILE_SUFFIXES,
+    LABEL_COLUMN,
+    DatasetFileError,
+    load_bundled_dataset,
+    load_dataset_file,
+)
 from flops_manager.core.config import Settings
 from flops_manager.services.hub_datasets import (
     HubAccess,
@@ -30,14 +38,6 @@ from flops_manager.services.hub_datasets import (
     is_hub_name,
     load_hub_dataset,
     repo_id_of,
-)
-from flops_utils.mock_data import (
-    BUNDLED_DATASETS,
-    DATASET_FILE_SUFFIXES,
-    LABEL_COLUMN,
-    DatasetFileError,
-    load_bundled_dataset,
-    load_dataset_file,
 )
 
 __all__ = [

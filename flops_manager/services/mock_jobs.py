@@ -20,6 +20,13 @@ from typing import Any, Protocol
 import pyarrow as pa
 from sqlalchemy import select
 
+from flops_core.logs import get_logger
+from flops_core.mock_data import (
+    label_histogram,
+    mean_pairwise_total_variation,
+    partition_dirichlet,
+    partition_iid,
+)
 from flops_manager.db import Database
 from flops_manager.db.models import MockDataJob, MockDataJobEvent, utcnow
 from flops_manager.lifecycle.embedded_stack import StackError
@@ -41,14 +48,7 @@ from flops_manager.services.mock_job_records import (
     list_jobs,
     stored_tag_of,
 )
-from flops_utils.logs import get_logger
 from flops_utils.ml_data_client import DatasetNotFoundError, MLDataClient, MLDataError
-from flops_utils.mock_data import (
-    label_histogram,
-    mean_pairwise_total_variation,
-    partition_dirichlet,
-    partition_iid,
-)
 
 __all__ = [
     "MEASURE_NAME",

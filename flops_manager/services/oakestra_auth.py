@@ -26,11 +26,11 @@ from urllib.parse import quote
 import httpx
 import jwt
 
+from flops_core.logs import get_logger
+from flops_core.redact import redact_url
 from flops_manager.core.config import Settings
 from flops_manager.orchestrators.oakestra_client import decode, error_text
 from flops_manager.services.tokens import ADMIN_CUSTOMER_ID, CUSTOMER_ID_PATTERN, Caller
-from flops_utils.logs import get_logger
-from flops_utils.redact import redact_url
 
 __all__ = [
     "ADMIN_ROLE",

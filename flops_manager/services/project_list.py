@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, func, select
 from sqlalchemy.orm import Session
 
+from flops_core.redact import redact_url
 from flops_manager.db import Project, ProjectEvent
 from flops_manager.db.models import iso_utc
 from flops_manager.schemas import ACTIVE_STATES, ProjectState
 from flops_manager.services.tokens import Caller
-from flops_utils.redact import redact_url
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_OFFSET", "ProjectPage", "list_project_summaries"]
 

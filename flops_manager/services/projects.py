@@ -12,12 +12,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from flops_manager.core.security import generate_token, hash_token, tokens_match
+from flops_core.api_tokens import generate_token, hash_token, tokens_match
+from flops_core.redact import redact_url
+from flops_core.vocabulary import FINAL_STATES
 from flops_manager.db import Project, ProjectEvent
 from flops_manager.db.models import iso_utc
 from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState
 from flops_manager.services.tokens import Caller
-from flops_utils.redact import redact_url
 
 __all__ = [
     "ProjectConflictError",
@@ -97,9 +98,6 @@ def list_events(*, session: Session, project_id: str, after: int = 0) -> list[Pr
     return list(session.scalars(query))
 
 
-_FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
-
-
 def authorize_callback(*, session: Session, project_id: str, token: str | None) -> Project:
     """The project whose services hold `token`; `ProjectNotFoundError` otherwise.
 
@@ -109,7 +107,7 @@ def authorize_callback(*, session: Session, project_id: str, token: str | None) 
     project = session.get(Project, project_id)
     if (
         project is None
-        or project.state in _FINAL_STATES
+        or project.state in FINAL_STATES
         or not token
         or not project.callback_token_hash
         or not tokens_match(hash_token(token), project.callback_token_hash)

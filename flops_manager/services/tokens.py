@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from flops_manager.core.security import generate_token, hash_token, tokens_match
+from flops_core.api_tokens import generate_token, hash_token, tokens_match
+from flops_core.logs import get_logger
 from flops_manager.db import ApiToken
 from flops_manager.db.models import utcnow
-from flops_utils.logs import get_logger
 
 __all__ = [
     "ADMIN_CUSTOMER_ID",

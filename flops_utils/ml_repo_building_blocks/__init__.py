@@ -8,13 +8,13 @@
 # setting is module-level state, so user code can keep calling `load_dataset()` with no
 # arguments, as it did with the original FLOps.
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import datasets
 from datasets.table import InMemoryTable
 
-from flops_utils.logs import get_logger
 from flops_utils.ml_data_client import (
     DEFAULT_DATA_SERVER_PORT,
     InvalidRequestError,
@@ -40,7 +40,8 @@ __all__ = [
     "load_dataset",
 ]
 
-logger = get_logger("ml_repo_building_blocks")
+# The SDK imports nothing else of FLOps; its records join the `flops.*` logger tree.
+logger = logging.getLogger("flops.ml_repo_building_blocks")
 
 
 class DataSourceNotConfiguredError(MLDataError):

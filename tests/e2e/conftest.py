@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from flops_core.mlflow_server import MlflowServer, start_mlflow_server
+from flops_core.mock_data import load_bundled_dataset, partition_iid
 from flops_utils.ml_data_client import MLDataClient
-from flops_utils.mlflow_server import MlflowServer, start_mlflow_server
-from flops_utils.mock_data import load_bundled_dataset, partition_iid
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from flops_utils.mlflow_server import MlflowServer
+from flops_core.mlflow_server import MlflowServer
 from tests.conftest import EventReceiver, free_port
 from tests.e2e.conftest import EXAMPLES, Processes
 

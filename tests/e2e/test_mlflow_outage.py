@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flops_utils.mlflow_server import MlflowServer, start_mlflow_server
+from flops_core.mlflow_server import MlflowServer, start_mlflow_server
 from tests.conftest import EventReceiver, free_port
 from tests.e2e.conftest import EXAMPLES, Processes
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flops_utils.mlflow_server import MlflowServer
+from flops_core.mlflow_server import MlflowServer
 from tests.conftest import EventReceiver, free_port
 from tests.e2e.conftest import ENV, EXAMPLES, Processes
 

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_digits
 
-from flops_utils.mlflow_server import MlflowServer
+from flops_core.mlflow_server import MlflowServer
 from tests.conftest import EventReceiver, free_port
 from tests.e2e.conftest import EXAMPLES, Processes
 

@@ -21,7 +21,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_digits
 
-from image_builder.registry_client import RegistryClient, split_ref
+from flops_core.registry_client import RegistryClient, split_ref
 from tests.conftest import free_port
 from tests.e2e_containers.conftest import (
     REGISTRY,
@@ -308,3 +308,25 @@ def test_health_says_what_is_wrong_when_the_docker_daemon_is_unreachable(
     assert "not reachable" in health.json()["components"]["orchestrator"]
     assert project["state"] == "failed"
     assert "docker" in project["message"].lower() and "not reachable" in project["message"]
+
+
+def test_the_builder_image_carries_the_builder_and_the_runtime_but_not_the_manager(
+    builder_image: str,
+) -> None:
+    # Prepare: what a build job imports, and what it has no business carrying.
+    probe = (
+        "import importlib.util as u; "
+        "print(' '.join(m for m in ('image_builder', 'flops_core', 'flops_utils', "
+        "'flops_learner', 'flops_aggregator', 'flops_data_server', 'flops_manager', "
+        "'flops_cli') if u.find_spec(m)))"
+    )
+    # Execute
+    found = subprocess.run(
+        ["docker", "run", "--rm", "--network", "host", builder_image, "python", "-c", probe],
+        capture_output=True, text=True, timeout=300, check=True,
+    ).stdout.split()  # fmt: skip
+    # Assert
+    assert found == [
+        "image_builder", "flops_core", "flops_utils", "flops_learner", "flops_aggregator",
+        "flops_data_server",
+    ]  # fmt: skip

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from flops_core.mock_data import load_bundled_dataset, partition_iid
+from flops_core.user_code import load_model_manager
 from flops_data_server import MLDataServer
 from flops_utils.ml_data_client import MLDataClient
 from flops_utils.ml_repo_building_blocks import clear_data_source, configure_data_source
-from flops_utils.mock_data import load_bundled_dataset, partition_iid
-from flops_utils.user_code import load_model_manager
 
 PYTORCH = Path(__file__).resolve().parents[2] / "examples" / "pytorch-digits"
 _REPO_MODULES = ("model_manager", "data_manager")

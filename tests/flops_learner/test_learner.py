@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from flwr.common import Scalar
 
+from flops_core.user_code import UserCodeError
 from flops_learner.learner import Learner
-from flops_utils.user_code import UserCodeError
 
 
 class _Manager:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from flops_core.events import EventReporter
 from flops_learner.app import LearnerError, run_learner
 from flops_learner.config import LearnerConfig
-from flops_utils.events import EventReporter
 from tests.conftest import free_port
 
 # A repo that builds a dataset of its own before (or without) `load_dataset()`, as repos of

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from flops_core.registry_client import MANIFEST_ACCEPT
 from image_builder.pip_resolver import PipSettings
-from image_builder.registry_client import MANIFEST_ACCEPT
 from tests.flops_manager.environments.conftest import make_wheel
 
 #: The registry the container tests push to (scripts/container-env.sh starts it).

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from flops_core.flops_tree import locate_flops_tree
+from flops_core.registry_client import MANIFEST_ACCEPT, RegistryClient, split_ref
 from image_builder import existing_images, image_refs
-from image_builder.flops_tree import locate_flops_tree
-from image_builder.registry_client import MANIFEST_ACCEPT, RegistryClient, split_ref
 from tests.conftest import EventReceiver
 from tests.image_builder.conftest import EXAMPLES, REGISTRY, git_repo
 

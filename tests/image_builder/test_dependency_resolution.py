@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flops_utils.dependencies import DependencySpec
+from flops_core.requirements.dependencies import DependencySpec
 from image_builder.dependency_lock import lock_repo_dependencies
 from image_builder.errors import DependencyResolutionError
 from image_builder.pip_resolver import PipSettings

@@ -24,9 +24,9 @@ import httpx
 import numpy as np
 import pytest
 
-from flops_utils.mlflow_server import MlflowServer, start_mlflow_server
+from flops_core.mlflow_server import MlflowServer, start_mlflow_server
+from flops_core.registry_client import MANIFEST_ACCEPT, RegistryClient, split_ref
 from image_builder import inference_image_ref
-from image_builder.registry_client import MANIFEST_ACCEPT, RegistryClient, split_ref
 from tests.conftest import EventReceiver, free_port
 from tests.image_builder.conftest import EXAMPLES, REGISTRY
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flops_utils.events import EventReporter
+from flops_core.events import EventReporter
 from image_builder import InferenceBuildRequest, InferenceImageJob, inference_image_ref
 from image_builder.buildah import Buildah, BuildahSettings
 from image_builder.cross_install import PREPARED_MARKER

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flops_utils.events import EventReporter
+from flops_core.events import EventReporter
 from image_builder.build_job import BuildRequest, ImageBuildJob
 from image_builder.buildah import Buildah, BuildahSettings
 from image_builder.errors import BuildStepError

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from flops_core.logs import get_logger
 from flops_manager.api.deps import ContextDep, ManagerContext
-from flops_utils.logs import get_logger
 
 __all__ = ["Health", "check_health", "router"]
 

@@ -15,10 +15,10 @@ from pydantic import Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
+from flops_core.repos import RepoPolicyError
 from flops_manager.api.deps import CurrentCaller, DatabaseDep, RuntimeDep, SessionDep
 from flops_manager.api.errors import AUTH_RESPONSES, PermissionDeniedError
 from flops_manager.db import ProjectEvent
-from flops_manager.repos import RepoPolicyError
 from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState, ProjectSummary
 from flops_manager.services import projects as service
 from flops_manager.services.project_list import (

@@ -32,6 +32,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from flops_core.logs import get_logger
 from flops_manager.orchestrators import (
     DeployError,
     LocalOrchestrator,
@@ -40,7 +41,6 @@ from flops_manager.orchestrators import (
     ServiceStatus,
 )
 from flops_manager.orchestrators import Placement as SpecPlacement
-from flops_utils.logs import get_logger
 from tests.fakes.oakestra.model import FakeCluster, FakeNode
 from tests.fakes.oakestra.scheduler import Placement, place
 from tests.fakes.oakestra.store import Store

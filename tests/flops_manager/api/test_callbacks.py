@@ -9,8 +9,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from flops_core.api_tokens import hash_token
 from flops_manager.api.deps import get_runtime
-from flops_manager.core.security import hash_token
 from flops_manager.db import Database, Project
 
 TOKEN = "flops_callback-token-for-the-test-0123456789"

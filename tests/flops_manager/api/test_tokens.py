@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from flops_manager.core.security import hash_token
+from flops_core.api_tokens import hash_token
 
 TOKENS = "/api/flops/tokens"
 

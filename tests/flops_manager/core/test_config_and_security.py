@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from flops_core.api_tokens import generate_token, hash_token, tokens_match
 from flops_manager.core.config import Settings
-from flops_manager.core.security import generate_token, hash_token, tokens_match
 
 
 def test_no_admin_token_by_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from flops_manager.core.security import generate_token, hash_token
+from flops_core.api_tokens import generate_token, hash_token
 from flops_manager.db import ApiToken, Database, Project, ProjectEvent, ProjectService
 
 

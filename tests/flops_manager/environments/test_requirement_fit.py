@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
+from flops_core.requirements.framework_facts import numpy_abi_constraints
+from flops_core.requirements.runtime_probe import probe_interpreter
 from flops_manager.environments import RequirementsConflictError
-from flops_manager.environments.framework_facts import numpy_abi_constraints
 from flops_manager.environments.pip_resolution import PipResolver, parse_conflict
 from flops_manager.environments.requirement_fit import fit_requirements, nearest_first
-from flops_manager.environments.runtime_probe import probe_interpreter
 from flops_manager.environments.runtime_requirements import RuntimeRequirements
 from flops_manager.environments.venv_setup import create_venv
 from tests.flops_manager.environments.conftest import make_wheel

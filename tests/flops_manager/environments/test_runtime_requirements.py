@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from flops_manager.environments.runtime_probe import RuntimeDistribution, probe_interpreter
+from flops_core.requirements.runtime_probe import RuntimeDistribution, probe_interpreter
 from flops_manager.environments.runtime_requirements import runtime_requirements
 
 MARKERS = {"python_version": "3.11", "python_full_version": "3.11.7", "sys_platform": "linux"}

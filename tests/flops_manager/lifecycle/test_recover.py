@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from flops_core.repos import RepoPolicy
 from flops_manager.db import Database, Project
 from flops_manager.environments import EnvironmentBuilder
 from flops_manager.lifecycle.embedded_stack import EmbeddedStack
@@ -18,7 +19,6 @@ from flops_manager.lifecycle.lifecycle import ProjectLifecycle
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.lifecycle.runner_context import RunnerContext
 from flops_manager.orchestrators import LocalOrchestrator, ServiceStatus
-from flops_manager.repos import RepoPolicy
 from tests.flops_manager.api.conftest import alive, kill_leftover_services
 
 ROOT = Path(__file__).resolve().parents[3]

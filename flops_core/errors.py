@@ -1,0 +1,49 @@
+"""The one error base of FLOps: every family of FLOps errors derives from `FlopsError`.
+
+Like kopf's `TemporaryError` / `PermanentError`, each error says whether trying again may
+help (`retryable`); families mark their classes with it once, here is where it is declared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["FlopsError", "PermanentError", "TemporaryError"]
+
+
+class FlopsError(Exception):
+    """Base of every FLOps error; the message is one line a user can act on, with no secrets.
+
+    Parameters
+    ----------
+    reason : str
+        What went wrong and what to do about it.
+    output : Sequence[str]
+        The relevant last lines of a failed command's output (credentials redacted), if any.
+
+    Attributes
+    ----------
+    retryable : bool
+        Whether the same request may succeed later (a service down, a network error), as
+        opposed to a permanent fault of the input or the set-up. Classes set it; an instance
+        may override it (an error that wraps another takes the wrapped one's).
+    """
+
+    retryable: bool = False
+
+    def __init__(self, reason: str = "", *, output: Sequence[str] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.output = list(output)
+
+
+class TemporaryError(FlopsError):
+    """Base of errors that may go away when the same request is made again later."""
+
+    retryable = True
+
+
+class PermanentError(FlopsError):
+    """Base of errors that repeat until the input or the set-up is changed."""
+
+    retryable = False
