@@ -75,8 +75,8 @@ class ProjectRunner(threading.Thread):
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.cancelled = threading.Event()
         self.watch = TrainingWatch(
-            orchestrator=context.orchestrator, orchestrator_kind=context.orchestrator_kind,
-            store=store, events=self.events, check_cancelled=self._check_cancelled,
+            orchestrator=context.orchestrator, store=store, events=self.events,
+            check_cancelled=self._check_cancelled,
             schedule_timeout_s=context.schedule_timeout_s,
             confirm_outcome=self._confirm_from_mlflow,
         )  # fmt: skip
@@ -118,7 +118,7 @@ class ProjectRunner(threading.Thread):
         except ProjectFailure as e:
             final = (ProjectState.FAILED, str(e), {})
         except OrchestratorError as e:
-            final = (ProjectState.FAILED, f"the {self.context.orchestrator_kind} orchestrator "
+            final = (ProjectState.FAILED, f"the {self.context.orchestrator.kind} orchestrator "
                      f"failed: {e}", {})  # fmt: skip
         except (StackError, MLDataError) as e:  # their messages name the service and address
             final = (ProjectState.FAILED, str(e), {})
@@ -146,7 +146,7 @@ class ProjectRunner(threading.Thread):
     def _run(self) -> tuple[str, dict[str, Any]]:
         health = self.context.orchestrator.health()
         if not health.ok:
-            raise ProjectFailure(f"the {self.context.orchestrator_kind} orchestrator cannot take "
+            raise ProjectFailure(f"the {self.context.orchestrator.kind} orchestrator cannot take "
                                  f"work: {health.message}")  # fmt: skip
         self.store.transition(ProjectState.BUILDING, "checking out the repo")
         repo = self._checkout()
@@ -194,8 +194,7 @@ class ProjectRunner(threading.Thread):
         """One cluster aggregator and its learners per cluster, a root aggregator above."""
         config = self.body.training_configuration
         plan = plan_clusters(
-            self.context.orchestrator, self.context.orchestrator_kind,
-            self.context.configured_clusters, config.learners,
+            self.context.orchestrator, self.context.configured_clusters, config.learners,
             min_available=config.min_available_clients, nodes=self.context.stack.nodes,
         )  # fmt: skip
         learners_of, placed, active = plan.learners_of, plan.placeable, plan.active
@@ -274,8 +273,7 @@ class ProjectRunner(threading.Thread):
         post = PostTraining(
             project_id=self.project_id, customer=self.body.customer_id,
             flavor=self.body.ml_model_flavor.value, platforms=list(self.body.supported_platforms),
-            store=self.store, orchestrator=self.context.orchestrator,
-            orchestrator_kind=self.context.orchestrator_kind, deploy=self._deploy_spec,
+            store=self.store, orchestrator=self.context.orchestrator, deploy=self._deploy_spec,
             events=self.events, check_cancelled=self._check_cancelled,
             tracking_url=self.context.stack.tracking_url, callback_env=self._callback_env(),
             free_port=_free_port, environment=runtime.environment, images=self.context.images,
@@ -321,7 +319,7 @@ class ProjectRunner(threading.Thread):
         if images is None:
             environment = self._environment(repo)
             refs: dict[str, str] = {}
-            if self.context.orchestrator_kind == "oakestra":
+            if self.context.orchestrator.capabilities.needs_image_names:
                 refs = image_refs(
                     self.context.image_registry, self.body.customer_id, self.repo_url,
                     self._commit,
@@ -376,7 +374,8 @@ class ProjectRunner(threading.Thread):
         """Deploy an aggregator; its service id and the address learners connect to."""
         config = self.body.training_configuration
         port = _free_port()
-        remote = self.context.orchestrator_kind == "oakestra"
+        capabilities = self.context.orchestrator.capabilities
+        remote = capabilities.services_on_other_hosts
         listen = f"{'0.0.0.0' if remote else '127.0.0.1'}:{port}"
         available, fit, evaluate = minimum or (
             config.min_available_clients,
@@ -413,10 +412,11 @@ class ProjectRunner(threading.Thread):
             "aggregator", name, command, runtime, platforms, ports=ports,
             placement=Placement(cluster=cluster), env=env,
         )  # fmt: skip
-        if not remote:
+        if not (capabilities.schedules_after_deploy or capabilities.address_after_start):
             return service_id, f"127.0.0.1:{port}"
         state = self.watch.wait_started(service_id, f"aggregator {name}")
-        return service_id, state.address or f"127.0.0.1:{port}"
+        address = state.address if capabilities.address_after_start else None
+        return service_id, address or f"127.0.0.1:{port}"
 
     def _deploy_learners(
         self, runtime: ServiceRuntime, learners: dict[str, list[int]], clusters: dict[str, str],
@@ -458,8 +458,8 @@ class ProjectRunner(threading.Thread):
         except OrchestratorError as e:
             raise ProjectFailure(f"cannot start the learners: {e}") from e
         for service_id in ids:
-            self.store.add_service(service_id, "learner", self.context.orchestrator_kind)
-        if self.context.orchestrator_kind == "oakestra":
+            self.store.add_service(service_id, "learner", self.context.orchestrator.kind)
+        if self.context.orchestrator.capabilities.schedules_after_deploy:
             for service_id, spec in zip(ids, specs, strict=True):
                 self.watch.wait_started(service_id, f"learner {spec.name}")
         return ids
@@ -509,7 +509,7 @@ class ProjectRunner(threading.Thread):
         """Deploy a spec and record it as one of the project's services."""
         self._check_cancelled()
         service_id = self.context.orchestrator.deploy(spec)
-        self.store.add_service(service_id, spec.role, self.context.orchestrator_kind)
+        self.store.add_service(service_id, spec.role, self.context.orchestrator.kind)
         return service_id
 
     def _undeploy_all(self, keep: Collection[str] = ()) -> None:
