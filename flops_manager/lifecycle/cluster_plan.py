@@ -1,6 +1,6 @@
 """Where hierarchical FL trains: the clusters, and which learners train in which.
 
-Three sources of clusters, asked of the orchestrator as capabilities: a backend that reports
+Three sources of clusters, asked of the orchestrator's `capabilities`: a backend that reports
 its own (`reports_clusters`, Oakestra's active clusters); the configured ones
 (FLOPS_CLUSTERS), spread over round-robin; or, with none configured on a backend that
 `simulates_clusters` (the embedded default), clusters made from the simulated nodes.
@@ -86,7 +86,7 @@ class ClusterPlan:
 
 
 def plan_clusters(
-    orchestrator: Orchestrator, kind: str, configured: Sequence[str], learners: int | None,
+    orchestrator: Orchestrator, configured: Sequence[str], learners: int | None,
     *, min_available: int = 1, nodes: int = 1,
 ) -> ClusterPlan:  # fmt: skip
     """The clusters a hierarchical project trains in, and its learners in each.
@@ -94,9 +94,7 @@ def plan_clusters(
     Parameters
     ----------
     orchestrator : Orchestrator
-        Asked for its clusters and what it can do with them.
-    kind : str
-        Its name, for messages.
+        Asked for its clusters and what it can do with them; its `kind` names it in messages.
     configured : Sequence[str]
         FLOPS_CLUSTERS.
     learners : int | None
@@ -113,7 +111,8 @@ def plan_clusters(
     """
     deployed = learners or min_available
     known = [c.name for c in orchestrator.clusters() if c.active]
-    if orchestrator.reports_clusters:
+    capabilities = orchestrator.capabilities
+    if capabilities.reports_clusters:
         if not known:
             raise ProjectFailure(
                 "hierarchical training needs an active Oakestra cluster and none is active"
@@ -122,11 +121,11 @@ def plan_clusters(
     elif configured:
         clusters = list(configured)
         placeable = frozenset(clusters) & frozenset(known)
-    elif orchestrator.simulates_clusters:
+    elif capabilities.simulates_clusters:
         return simulate_clusters(nodes, min_available, learners)
     else:
         raise ProjectFailure(
-            f"hierarchical training on the {kind} orchestrator needs clusters: set "
+            f"hierarchical training on the {orchestrator.kind} orchestrator needs clusters: set "
             "FLOPS_CLUSTERS on the manager, e.g. edgeA,edgeB"
         )
     learners_of: dict[str, list[int]] = {name: [] for name in clusters}

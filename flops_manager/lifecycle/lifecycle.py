@@ -10,8 +10,9 @@ from flops_core.redact import redact_url
 from flops_manager.db import Database, Project
 from flops_manager.lifecycle.embedded_stack import SYSTEM_PROJECT
 from flops_manager.lifecycle.mlflow_runs import end_running_runs
-from flops_manager.lifecycle.project_runner import ProjectRunner, RunnerContext
+from flops_manager.lifecycle.project_runner import ProjectRunner
 from flops_manager.lifecycle.project_store import ProjectStore
+from flops_manager.lifecycle.runner_context import RunnerContext
 from flops_manager.lifecycle.teardown import (
     UNDEPLOY_TIMEOUT_S,
     ServicesNotStoppedError,

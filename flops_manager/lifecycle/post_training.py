@@ -68,7 +68,6 @@ class PostTraining:
     platforms: list[str]
     store: ProjectStore
     orchestrator: Orchestrator
-    orchestrator_kind: str
     deploy: Callable[[ServiceSpec], str]
     events: queue.Queue[dict[str, Any]]
     check_cancelled: Callable[[], None]
@@ -79,7 +78,8 @@ class PostTraining:
     """The project's Python environment (embedded default); `None` on container backends."""
     images: ImageSettings | None = None
     image_registry: str = ""
-    """Names the image of an environment-run inference service where SLAs need one (Oakestra)."""
+    """Names the image of an environment-run inference service where the orchestrator
+    `needs_image_names`."""
 
     def run(self, steps: list[PostTrainingStep], model: dict[str, Any]) -> dict[str, Any]:
         """Run `steps` in order for `model` (the aggregator's registered model); the results.
@@ -204,11 +204,12 @@ class PostTraining:
         port = self.free_port()
         if self.images is None:
             assert self.environment is not None
-            remote = self.orchestrator_kind == "oakestra"
+            capabilities = self.orchestrator.capabilities
+            remote = capabilities.services_on_other_hosts
             image = (
                 inference_image_ref(self.image_registry, self.customer, self.project_id,
                                     str(model.get("version")))
-                if remote else None
+                if capabilities.needs_image_names else None
             )  # fmt: skip
             spec = ServiceSpec(
                 name=f"inf{self.project_id}"[:30], project_id=self.project_id,
@@ -253,7 +254,7 @@ class PostTraining:
                     + (f", exit code {state.exit_code}" if state.exit_code is not None else "")
                     + f") before answering: {tail or state.message}"
                 )
-            address = state.address if self.orchestrator_kind == "oakestra" else None
+            address = state.address if self.orchestrator.capabilities.address_after_start else None
             url = f"http://{address or f'127.0.0.1:{port}'}"
             if state.status is ServiceStatus.RUNNING:
                 try:

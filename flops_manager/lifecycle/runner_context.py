@@ -23,7 +23,6 @@ class RunnerContext:
     """What every runner shares: where to work and with what."""
 
     orchestrator: Orchestrator
-    orchestrator_kind: str
     builder: EnvironmentBuilder
     stack: EmbeddedStack
     repo_policy: RepoPolicy
@@ -32,11 +31,12 @@ class RunnerContext:
     images: ImageSettings | None = None
     """Set when services run images: they are built into this registry."""
     image_registry: str = ""
-    """Registry of the project images (names the images of environment-run Oakestra services)."""
+    """Registry of the project images; names the images of environment-run services where
+    the orchestrator `needs_image_names`."""
     configured_clusters: tuple[str, ...] = ()
     """Clusters for hierarchical FL on backends that do not report their own (`docker`)."""
     schedule_timeout_s: float = 300.0
-    """How long a remote orchestrator may take to start a service."""
+    """How long an orchestrator that `schedules_after_deploy` may take to start a service."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import threading
 import time
@@ -17,8 +16,8 @@ from flops_manager.environments import EnvironmentBuilder
 from flops_manager.lifecycle.embedded_stack import EmbeddedStack, StackError
 from flops_manager.lifecycle.image_stage import ImageSettings
 from flops_manager.lifecycle.lifecycle import ProjectLifecycle
-from flops_manager.lifecycle.project_runner import RunnerContext
-from flops_manager.orchestrators import Orchestrator, create_orchestrator
+from flops_manager.lifecycle.runner_context import RunnerContext
+from flops_manager.orchestrators import Orchestrator, orchestrators_from_settings
 
 __all__ = ["ManagerRuntime"]
 
@@ -47,34 +46,8 @@ class ManagerRuntime:
         """
         data_dir = settings.data_dir
         images: ImageSettings | None = None
-        stack_orchestrator: Orchestrator | None = None
-        clusters = {name: [f"{name}node"] for name in settings.clusters} or None
-        if settings.orchestrator == "local":
-            orchestrator = create_orchestrator(
-                "local", state_dir=data_dir / "services", clusters=clusters
-            )
-        else:
-            # Project services run elsewhere; the shared services stay local processes.
-            if settings.orchestrator == "docker":
-                # One label per data directory: a restarted manager finds its own containers,
-                # and managers sharing a Docker host do not see each other's.
-                digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
-                orchestrator = create_orchestrator(
-                    "docker", base_url=settings.docker_host, instance=f"flops-{digest}"
-                )
-            else:
-                assert settings.oakestra_url and settings.oakestra_username
-                assert settings.oakestra_password is not None
-                orchestrator = create_orchestrator(
-                    "oakestra",
-                    base_url=settings.oakestra_url,
-                    username=settings.oakestra_username,
-                    password=settings.oakestra_password.get_secret_value(),
-                    retries=settings.oakestra_retries,
-                    backoff_s=settings.oakestra_backoff_s,
-                    poll_s=settings.oakestra_poll_s,
-                )
-            stack_orchestrator = create_orchestrator("local", state_dir=data_dir / "services")
+        built = orchestrators_from_settings(settings)
+        orchestrator, stack_orchestrator = built.projects, built.stack
         if settings.uses_images:
             images = ImageSettings.from_settings(settings)
         stack = EmbeddedStack(
@@ -87,7 +60,6 @@ class ManagerRuntime:
         )
         context = RunnerContext(
             orchestrator=orchestrator,
-            orchestrator_kind=settings.orchestrator,
             builder=EnvironmentBuilder(
                 data_dir / "environments",
                 runtime_python=Path(sys.executable),

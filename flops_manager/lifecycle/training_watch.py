@@ -34,7 +34,6 @@ class TrainingWatch:
     """Follows one project's services for its runner."""
 
     orchestrator: Orchestrator
-    orchestrator_kind: str
     store: ProjectStore
     events: queue.Queue[dict[str, Any]]
     check_cancelled: Callable[[], None]
@@ -60,12 +59,12 @@ class TrainingWatch:
                 lines = [line for line in orchestrator.logs(service_id, tail=5) if line.strip()]
                 output = " | ".join(line.strip() for line in lines if line.strip() != state.message)
                 raise ProjectFailure(
-                    f"the {self.orchestrator_kind} orchestrator could not start the "
+                    f"the {orchestrator.kind} orchestrator could not start the "
                     f"{what}: {state.message}" + (f"; last output: {output}" if output else "")
                 )
             if time.monotonic() > deadline:
                 raise ProjectFailure(
-                    f"the {self.orchestrator_kind} orchestrator did not start the {what} "
+                    f"the {orchestrator.kind} orchestrator did not start the {what} "
                     f"within {self.schedule_timeout_s:.0f} s ({state.message})"
                 )
             time.sleep(0.2)

@@ -4,6 +4,7 @@ from flops_manager.orchestrators.docker_orchestrator import DockerOrchestrator
 from flops_manager.orchestrators.local_orchestrator import LocalOrchestrator
 from flops_manager.orchestrators.oakestra_orchestrator import OakestraOrchestrator
 from flops_manager.orchestrators.orchestrator import (
+    Capabilities,
     ClusterInfo,
     DeployError,
     NodeInfo,
@@ -15,7 +16,11 @@ from flops_manager.orchestrators.orchestrator import (
     ServiceState,
     ServiceStatus,
 )
-from flops_manager.orchestrators.orchestrator_factory import create_orchestrator
+from flops_manager.orchestrators.orchestrator_factory import (
+    ManagerOrchestrators,
+    create_orchestrator,
+    orchestrators_from_settings,
+)
 from flops_manager.orchestrators.service_spec import (
     Placement,
     PortMapping,
@@ -25,10 +30,12 @@ from flops_manager.orchestrators.service_spec import (
 )
 
 __all__ = [
+    "Capabilities",
     "ClusterInfo",
     "DeployError",
     "DockerOrchestrator",
     "LocalOrchestrator",
+    "ManagerOrchestrators",
     "NodeInfo",
     "OakestraOrchestrator",
     "Orchestrator",
@@ -44,4 +51,5 @@ __all__ = [
     "ServiceState",
     "ServiceStatus",
     "create_orchestrator",
+    "orchestrators_from_settings",
 ]

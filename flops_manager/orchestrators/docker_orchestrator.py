@@ -55,6 +55,7 @@ from flops_manager.orchestrators.docker_spec import (
 )
 from flops_manager.orchestrators.docker_state import container_state, is_ended
 from flops_manager.orchestrators.orchestrator import (
+    Capabilities,
     ClusterInfo,
     DeployError,
     NodeInfo,
@@ -109,6 +110,8 @@ class DockerOrchestrator(Orchestrator):
     """
 
     kind = "docker"
+    capabilities = Capabilities()
+    """Containers on this one host; on the host network (the manager's) they meet at 127.0.0.1."""
 
     def __init__(
         self,

@@ -52,6 +52,7 @@ from flops_manager.orchestrators.local_record import (
 from flops_manager.orchestrators.local_service import LocalService
 from flops_manager.orchestrators.local_topology import LocalTopology
 from flops_manager.orchestrators.orchestrator import (
+    Capabilities,
     ClusterInfo,
     DeployError,
     NodeInfo,
@@ -97,7 +98,7 @@ class LocalOrchestrator(Orchestrator):
     """
 
     kind = "local"
-    simulates_clusters = True
+    capabilities = Capabilities(simulates_clusters=True)
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ from flops_manager.orchestrators.oakestra_status import (
     read_service_document,
 )
 from flops_manager.orchestrators.orchestrator import (
+    Capabilities,
     ClusterInfo,
     DeployError,
     NodeInfo,
@@ -92,7 +93,13 @@ class OakestraOrchestrator(Orchestrator):
     """
 
     kind: ClassVar[str] = "oakestra"
-    reports_clusters: ClassVar[bool] = True
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        services_on_other_hosts=True,
+        address_after_start=True,
+        schedules_after_deploy=True,
+        needs_image_names=True,
+        reports_clusters=True,
+    )
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from flops_manager.orchestrators.service_spec import ServiceSpec
 
 __all__ = [
+    "Capabilities",
     "ClusterInfo",
     "DeployError",
     "NodeInfo",
@@ -138,6 +140,34 @@ class OrchestratorHealth(BaseModel):
     message: str
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do: the generic lifecycle asks these, never the backend's name.
+
+    Each backend declares one value (`Orchestrator.capabilities`); the defaults describe a
+    backend whose services run on this machine and are reached at `127.0.0.1`.
+    """
+
+    services_on_other_hosts: bool = False
+    """Services may run on hosts other than the manager's: they listen on every interface
+    and publish their ports (else they listen on `127.0.0.1`, published or not)."""
+    address_after_start: bool = False
+    """A service's address is known only once it runs: ask `status()` for it (else it is
+    `127.0.0.1:<port>` of this machine)."""
+    schedules_after_deploy: bool = False
+    """`deploy()` only registers a service and a scheduler places it later, or fails to:
+    wait until each service runs before counting on it."""
+    needs_image_names: bool = False
+    """Every spec names an image, also one that runs a local Python environment (an
+    Oakestra SLA always names one)."""
+    reports_clusters: bool = False
+    """`clusters()` are real clusters of its own (Oakestra's active ones), where
+    hierarchical FL trains; configured cluster names do not apply."""
+    simulates_clusters: bool = False
+    """With no clusters configured, hierarchical FL may make clusters of the embedded
+    default's simulated nodes; every service of them runs on this machine."""
+
+
 class Orchestrator(abc.ABC):
     """Deploys `ServiceSpec`s and reports on them; every backend implements this.
 
@@ -145,13 +175,9 @@ class Orchestrator(abc.ABC):
     """
 
     kind: ClassVar[str]
-    """The name `create_orchestrator` knows this backend by."""
-    reports_clusters: ClassVar[bool] = False
-    """Capability: `clusters()` are real clusters of its own (Oakestra's active ones), where
-    hierarchical FL trains; configured cluster names do not apply."""
-    simulates_clusters: ClassVar[bool] = False
-    """Capability: with no clusters configured, hierarchical FL may make clusters of the
-    embedded default's simulated nodes; every service of them runs on this machine."""
+    """The name `create_orchestrator` knows this backend by; for messages and records only."""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    """What this backend can do; the lifecycle decides by these, never by `kind`."""
 
     @abc.abstractmethod
     def deploy(self, spec: ServiceSpec) -> str:

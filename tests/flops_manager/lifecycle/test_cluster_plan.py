@@ -8,13 +8,13 @@ import pytest
 
 from flops_manager.lifecycle.cluster_plan import plan_clusters, simulate_clusters
 from flops_manager.lifecycle.training_watch import ProjectFailure
-from flops_manager.orchestrators import LocalOrchestrator
+from flops_manager.orchestrators import Capabilities, LocalOrchestrator
 
 
 def test_learners_are_spread_round_robin_and_empty_clusters_are_named(tmp_path: Path) -> None:
     with LocalOrchestrator(tmp_path, clusters={"a": ["a1"], "b": ["b1"], "c": ["c1"]}) as local:
-        plan = plan_clusters(local, "local", ["a", "b", "c"], 2)
-        full = plan_clusters(local, "local", ["a", "b", "c"], 7)
+        plan = plan_clusters(local, ["a", "b", "c"], 2)
+        full = plan_clusters(local, ["a", "b", "c"], 7)
 
     assert plan.learners_of == {"a": [0], "b": [1], "c": []}
     assert (plan.active, plan.empty) == (["a", "b"], ["c"])
@@ -26,14 +26,15 @@ def test_configured_clusters_the_orchestrator_does_not_know_are_not_pinned(
     tmp_path: Path,
 ) -> None:
     with LocalOrchestrator(tmp_path) as local:  # one cluster, "local"
-        plan = plan_clusters(local, "docker", ["edgeA", "edgeB"], 4)
+        plan = plan_clusters(local, ["edgeA", "edgeB"], 4)
     assert plan.active == ["edgeA", "edgeB"] and plan.placeable == frozenset()
 
 
 class _NoSimulation(LocalOrchestrator):
     """A backend that cannot make clusters up (as `docker`)."""
 
-    simulates_clusters = False
+    kind = "nosimulation"
+    capabilities = Capabilities()
 
 
 def test_no_configured_cluster_says_what_to_set_where_none_can_be_simulated(
@@ -42,10 +43,10 @@ def test_no_configured_cluster_says_what_to_set_where_none_can_be_simulated(
     with (
         _NoSimulation(tmp_path) as backend,
         pytest.raises(
-            ProjectFailure, match="docker orchestrator needs clusters: set FLOPS_CLUSTERS"
+            ProjectFailure, match="nosimulation orchestrator needs clusters: set FLOPS_CLUSTERS"
         ),
     ):
-        plan_clusters(backend, "docker", [], 4)
+        plan_clusters(backend, [], 4)
 
 
 def test_the_embedded_default_simulates_two_clusters_of_min_available_learners(
@@ -53,7 +54,7 @@ def test_the_embedded_default_simulates_two_clusters_of_min_available_learners(
 ) -> None:
     # Execute: the original hierarchical SLA (no learner count, 2 per cluster), 3 nodes
     with LocalOrchestrator(tmp_path) as local:
-        plan = plan_clusters(local, "local", [], None, min_available=2, nodes=3)
+        plan = plan_clusters(local, [], None, min_available=2, nodes=3)
 
     # Assert: nodes cut in two (earlier larger), two learners each, none pinned
     assert plan.simulated and plan.learners == 4
@@ -72,7 +73,7 @@ def test_the_embedded_default_simulates_two_clusters_of_min_available_learners(
 
 def test_configured_clusters_win_over_simulated_ones(tmp_path: Path) -> None:
     with LocalOrchestrator(tmp_path, clusters={"edgeA": ["a"], "edgeB": ["b"]}) as local:
-        plan = plan_clusters(local, "local", ["edgeA", "edgeB"], None, min_available=2, nodes=4)
+        plan = plan_clusters(local, ["edgeA", "edgeB"], None, min_available=2, nodes=4)
     assert not plan.simulated
     assert plan.learners_of == {"edgeA": [0], "edgeB": [1]}
 

@@ -51,7 +51,7 @@ def lifecycle_on(
         orchestrator=orchestrator, data_dir=data, mlflow_port=1, data_server_port=2, nodes=1
     )
     context = RunnerContext(
-        orchestrator=orchestrator, orchestrator_kind="local",
+        orchestrator=orchestrator,
         builder=EnvironmentBuilder(data / "environments", runtime_python=Path(sys.executable),
                                    pip_timeout=60.0),
         stack=stack, repo_policy=RepoPolicy(), work_dir=data / "projects",

@@ -17,6 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from flops_manager.orchestrators import (
+    Capabilities,
     Orchestrator,
     PortMapping,
     RestartPolicy,
@@ -226,6 +227,9 @@ class OrchestratorConformance:
 
         assert state.address is not None
         assert state.address.endswith(f":{port}")
+        if not orchestrator.capabilities.address_after_start:
+            # The lifecycle gives other services this address without asking for it.
+            assert state.address == f"127.0.0.1:{port}"
 
     @pytest.mark.parametrize("name", ["", "has-dash", "under_score", "a" * 31, "sp ace", "ümlaut"])
     def test_invalid_service_name_is_rejected(self, name: str) -> None:
@@ -241,3 +245,24 @@ class OrchestratorConformance:
         assert nodes
         assert {node.cluster for node in nodes} <= {cluster.name for cluster in clusters}
         assert health.ok, health.message
+
+    def test_capabilities_are_declared_and_consistent(self, orchestrator: Orchestrator) -> None:
+        capabilities = orchestrator.capabilities
+
+        assert isinstance(capabilities, Capabilities)
+        assert orchestrator.kind
+        # Clusters come from the backend itself or are simulated, never both.
+        assert not (capabilities.reports_clusters and capabilities.simulates_clusters)
+
+    def test_a_deployed_service_is_placed_unless_it_schedules_later(
+        self, orchestrator: Orchestrator
+    ) -> None:
+        if orchestrator.capabilities.schedules_after_deploy:
+            pytest.skip("this backend places services after deploy() returns")
+
+        service_id = orchestrator.deploy(self.spec("placed", "import time; time.sleep(60)"))
+        state = orchestrator.status(service_id)
+        orchestrator.undeploy(service_id, timeout=5.0)
+
+        assert state.status in (ServiceStatus.STARTING, ServiceStatus.RUNNING), state
+        assert state.node is not None
