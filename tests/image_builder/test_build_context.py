@@ -47,5 +47,5 @@ def test_staging_twice_gives_identical_contexts(tmp_path: Path) -> None:
     assert a["flops-requirements.lock"][2] == b"x==1\n"
     assert a["app/run.sh"][1] & 0o777 == 0o755
     assert a["app/model_manager.py"][1] & 0o777 == 0o644
-    assert "flops-runtime/flops_core/events.py" in a
+    assert "flops-runtime/flops_utils/ml_repo_templates.py" in a
     assert not [name for name in a if ".git" in name.split("/") or "__pycache__" in name]
