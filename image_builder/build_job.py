@@ -61,11 +61,7 @@ class ImageBuildJob(StepJob[BuildRequest, BuildResult]):
         }
 
     def _succeeded_fields(self, result: BuildResult) -> dict[str, Any]:
-        return {
-            "images": result.images,
-            "platforms": list(result.platforms),
-            "timings": result.timings,
-        }
+        return {"images": result.images}
 
     def _run_steps(self) -> BuildResult:
         req = self.request

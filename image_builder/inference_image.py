@@ -31,9 +31,9 @@ from image_builder.buildah import Buildah
 from image_builder.cross_install import PREPARED_MARKER, prepare_platform, target_arch
 from image_builder.errors import ModelSourceError, RegistryError
 from image_builder.flavor_base import (
-    RUNTIME_LOCK_LABEL,
     FlavorBase,
     find_flavor_base,
+    flavor_base_at,
     flavor_base_spec,
     resolve_runtime_lock,
 )
@@ -132,12 +132,7 @@ class InferenceImageJob(StepJob[InferenceBuildRequest, InferenceBuildResult]):
         return {"model_uri": self.request.model_uri, "platforms": list(self.request.platforms)}
 
     def _succeeded_fields(self, result: InferenceBuildResult) -> dict[str, Any]:
-        return {
-            "image": result.image,
-            "version": result.version,
-            "platforms": list(result.platforms),
-            "timings": result.timings,
-        }
+        return {"image": result.image, "version": result.version}
 
     def _run_steps(self) -> InferenceBuildResult:
         req = self.request
@@ -280,15 +275,10 @@ def _as_flavor_base(
         return None
     if host != client.registry:
         return None
-    info = client.manifest(repository, reference)
-    if info is None or not info.has_platforms(platforms):
-        return None
-    labels = client.image_labels(repository, reference, platforms[0])
-    lock = tuple(labels.get(RUNTIME_LOCK_LABEL, "").split())
-    if not lock:
-        return None
     tag = reference if ":" not in reference else "pinned"  # `FlavorBase.ref` wants a tag ref
-    return FlavorBase(f"{host}/{repository}:{tag}", info.digest, lock)
+    return flavor_base_at(
+        client, repository, reference, platforms, ref=f"{host}/{repository}:{tag}"
+    )
 
 
 def _flavor_of(flavors: Mapping[str, Any]) -> str:

@@ -29,7 +29,7 @@ from image_builder.flavor_base import FlavorBase, FlavorBaseSpec, build_flavor_b
 from image_builder.pip_resolver import PipSettings
 from image_builder.storage_prune import BuildCache
 
-__all__ = ["JobRequest", "StepJob"]
+__all__ = ["JobRequest", "JobResult", "StepJob"]
 
 _log = get_logger("image_builder")
 
@@ -51,8 +51,17 @@ class JobRequest(Protocol):
     def work_dir(self) -> Path: ...
 
 
+class JobResult(Protocol):
+    """What every build result names: the platforms built and each step's seconds."""
+
+    @property
+    def platforms(self) -> tuple[str, ...]: ...
+    @property
+    def timings(self) -> dict[str, float]: ...
+
+
 RequestT = TypeVar("RequestT", bound=JobRequest)
-ResultT = TypeVar("ResultT")
+ResultT = TypeVar("ResultT", bound=JobResult)
 
 
 class StepJob(ABC, Generic[RequestT, ResultT]):
@@ -123,7 +132,11 @@ class StepJob(ABC, Generic[RequestT, ResultT]):
             raise failure
         assert result is not None
         self._reporter.report(
-            EventType.SUCCEEDED, **self.event_fields, **self._succeeded_fields(result)
+            EventType.SUCCEEDED,
+            **self.event_fields,
+            **self._succeeded_fields(result),
+            platforms=list(result.platforms),
+            timings=result.timings,
         )
         return result
 
@@ -137,7 +150,7 @@ class StepJob(ABC, Generic[RequestT, ResultT]):
 
     @abstractmethod
     def _succeeded_fields(self, result: ResultT) -> dict[str, Any]:
-        """What the `succeeded` event says about `result`."""
+        """What the `succeeded` event says about `result` besides its platforms and timings."""
 
     def _failed(self, step: str, reason: str, output: Sequence[str]) -> None:
         self._reporter.report(
