@@ -21,7 +21,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -54,6 +54,10 @@ _DEFAULT_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 # Options both commands take.
+RegistryOption = Annotated[
+    str, typer.Option(help="Registry to push to, host[:port].", envvar="FLOPS_REGISTRY")
+]
+PlatformsOption = Annotated[str, typer.Option(help="Comma-separated target platforms.")]
 TlsVerifyOption = Annotated[
     bool | None,
     typer.Option(
@@ -106,14 +110,10 @@ def build(
     ],
     commit: Annotated[str, typer.Option(help="The commit id to build.")],
     flavor: Annotated[str, typer.Option(help=f"ML flavour: {', '.join(FLAVORS)}.")],
-    registry: Annotated[
-        str, typer.Option(help="Registry to push to, host[:port].", envvar="FLOPS_REGISTRY")
-    ],
+    registry: RegistryOption,
     customer: Annotated[str, typer.Option(help="Customer id; names the images.")],
     project_id: Annotated[str, typer.Option(help="Project id, on every event.")],
-    platforms: Annotated[
-        str, typer.Option(help="Comma-separated target platforms.")
-    ] = "linux/amd64",
+    platforms: PlatformsOption = "linux/amd64",
     base_image: Annotated[
         str | None,
         typer.Option(
@@ -134,16 +134,10 @@ def build(
     """Clone, check, resolve, build and push the learner and aggregator images."""
     configure_logging(log_level)
     wanted = _platforms(platforms)
-    if flavor not in FLAVORS:
-        raise typer.BadParameter(
-            f"{flavor!r}: expected one of {', '.join(FLAVORS)}", param_hint="--flavor"
-        )
-    try:
-        host = normalize_registry(registry)
-        image_refs(host, customer, repo_url, commit)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from e
-    verify = tls_verify if tls_verify is not None else not _is_loopback(host)
+    _check_flavor(flavor)
+    host, verify = _push_target(
+        registry, tls_verify, lambda host: image_refs(host, customer, repo_url, commit)
+    )
     env = os.environ
     root = Path(tempfile.mkdtemp(prefix="flops-build-", dir=work_dir))
     request = BuildRequest(
@@ -170,8 +164,7 @@ def build(
         ).run()
     for role, ref in result.images.items():
         typer.echo(f"{role}: {ref}")
-    timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings.items())
-    typer.echo(f"timings: {timings}", err=True)
+    _echo_timings(result.timings)
 
 
 _TRACKING_URI_HELP = (
@@ -189,14 +182,10 @@ def build_inference(
     model_uri: Annotated[
         str, typer.Option(help="The registered model, e.g. models:/flops-<project>@champion.")
     ],
-    registry: Annotated[
-        str, typer.Option(help="Registry to push to, host[:port].", envvar="FLOPS_REGISTRY")
-    ],
+    registry: RegistryOption,
     customer: Annotated[str, typer.Option(help="Customer id; names the image.")],
     project_id: Annotated[str, typer.Option(help="Project id; names the image, on every event.")],
-    platforms: Annotated[
-        str, typer.Option(help="Comma-separated target platforms.")
-    ] = "linux/amd64",
+    platforms: PlatformsOption = "linux/amd64",
     base_image: Annotated[
         str | None,
         typer.Option(
@@ -228,16 +217,11 @@ def build_inference(
     """
     configure_logging(log_level)
     wanted = _platforms(platforms)
-    if flavor is not None and flavor not in FLAVORS:
-        raise typer.BadParameter(
-            f"{flavor!r}: expected one of {', '.join(FLAVORS)}", param_hint="--flavor"
-        )
-    try:
-        host = normalize_registry(registry)
-        inference_image_ref(host, customer, project_id, "1")
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from e
-    verify = tls_verify if tls_verify is not None else not _is_loopback(host)
+    if flavor is not None:
+        _check_flavor(flavor)
+    host, verify = _push_target(
+        registry, tls_verify, lambda host: inference_image_ref(host, customer, project_id, "1")
+    )
     root = Path(tempfile.mkdtemp(prefix="flops-inference-", dir=work_dir))
     request = InferenceBuildRequest(
         tracking_uri=tracking_uri,
@@ -264,8 +248,7 @@ def build_inference(
             cache=_cache(buildah, cache_max_mb, reporter, project_id),
         ).run()
     typer.echo(f"inference: {result.image}")
-    timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings.items())
-    typer.echo(f"timings: {timings}", err=True)
+    _echo_timings(result.timings)
 
 
 @contextlib.contextmanager
@@ -291,6 +274,33 @@ def _job_scope(
             typer.echo(f"work folder kept: {root}", err=True)
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _check_flavor(flavor: str) -> None:
+    if flavor not in FLAVORS:
+        raise typer.BadParameter(
+            f"{flavor!r}: expected one of {', '.join(FLAVORS)}", param_hint="--flavor"
+        )
+
+
+def _push_target(
+    registry: str, tls_verify: bool | None, check_names: Callable[[str], object]
+) -> tuple[str, bool]:
+    """The registry as `host[:port]` and whether it needs verified HTTPS.
+
+    `check_names(host)` raises `ValueError` when the images' names would be invalid there.
+    """
+    try:
+        host = normalize_registry(registry)
+        check_names(host)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+    return host, tls_verify if tls_verify is not None else not _is_loopback(host)
+
+
+def _echo_timings(timings: Mapping[str, float]) -> None:
+    text = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items())
+    typer.echo(f"timings: {text}", err=True)
 
 
 def _platforms(platforms: str) -> tuple[str, ...]:
