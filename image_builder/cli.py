@@ -14,6 +14,7 @@ bundle mounted into build steps), and `FLOPS_BUILDER_CACHE_MAX_MB` (instead of `
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import os
 import re
@@ -24,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -37,6 +38,7 @@ from image_builder.errors import BuildStepError
 from image_builder.flavors import FLAVORS
 from image_builder.inference_image import InferenceBuildRequest, InferenceImageJob
 from image_builder.pip_resolver import PipSettings
+from image_builder.step_job import JobResult, StepJob
 from image_builder.storage_prune import MB, BuildCache
 
 __all__ = ["app", "default_base_image"]
@@ -48,6 +50,8 @@ app = typer.Typer(
     help="Build FLOps container images from an ML repo.",
     pretty_exceptions_show_locals=False,  # a traceback must not print tokens or passwords
 )
+
+ResultT = TypeVar("ResultT", bound=JobResult)
 
 _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 _DEFAULT_CA = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -138,7 +142,6 @@ def build(
     host, verify = _push_target(
         registry, tls_verify, lambda host: image_refs(host, customer, repo_url, commit)
     )
-    env = os.environ
     root = Path(tempfile.mkdtemp(prefix="flops-build-", dir=work_dir))
     request = BuildRequest(
         repo_url=repo_url,
@@ -152,16 +155,16 @@ def build(
         tls_verify=verify,
         work_dir=root,
     )
-    reporter = _reporter(project_id)
-    with _job_scope("image build", root, keep_work_dir, reporter):
-        buildah = _buildah(root, verify, ca_bundle)
-        result = ImageBuildJob(
-            request,
-            reporter=reporter,
-            buildah=buildah,
-            pip_settings=PipSettings.from_environ(env),
-            cache=_cache(buildah, cache_max_mb, reporter, project_id),
-        ).run()
+    result = _run_job(
+        "image build",
+        functools.partial(ImageBuildJob, request),
+        project_id=project_id,
+        root=root,
+        keep_work_dir=keep_work_dir,
+        verify=verify,
+        ca_bundle=ca_bundle,
+        cache_max_mb=cache_max_mb,
+    )
     for role, ref in result.images.items():
         typer.echo(f"{role}: {ref}")
     _echo_timings(result.timings)
@@ -236,19 +239,44 @@ def build_inference(
         work_dir=root,
     )
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a line per file
+    mlflow_environ = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    result = _run_job(
+        "inference image build",
+        functools.partial(InferenceImageJob, request, mlflow_environ=mlflow_environ),
+        project_id=project_id,
+        root=root,
+        keep_work_dir=keep_work_dir,
+        verify=verify,
+        ca_bundle=ca_bundle,
+        cache_max_mb=cache_max_mb,
+    )
+    typer.echo(f"inference: {result.image}")
+    _echo_timings(result.timings)
+
+
+def _run_job(
+    what: str,
+    make_job: Callable[..., StepJob[Any, ResultT]],
+    *,
+    project_id: str,
+    root: Path,
+    keep_work_dir: bool,
+    verify: bool,
+    ca_bundle: Path | None,
+    cache_max_mb: int,
+) -> ResultT:
+    """Make the job with `make_job(reporter=, buildah=, pip_settings=, cache=)` and run it."""
     reporter = _reporter(project_id)
-    with _job_scope("inference image build", root, keep_work_dir, reporter):
+    with _job_scope(what, root, keep_work_dir, reporter):
         buildah = _buildah(root, verify, ca_bundle)
-        result = InferenceImageJob(
-            request,
+        job = make_job(
             reporter=reporter,
             buildah=buildah,
             pip_settings=PipSettings.from_environ(os.environ),
-            mlflow_environ={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
             cache=_cache(buildah, cache_max_mb, reporter, project_id),
-        ).run()
-    typer.echo(f"inference: {result.image}")
-    _echo_timings(result.timings)
+        )
+        result = job.run()
+    return result
 
 
 @contextlib.contextmanager

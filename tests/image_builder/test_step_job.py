@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +57,31 @@ def test_an_inference_build_that_fails_at_resolve_reports_started_and_failed_wit
     assert "is not a registered model" in failed["data"]["reason"]
     assert set(failed["data"]["timings"]) == {"resolve"}
     assert not events.of_type("succeeded")
+
+
+def test_build_inference_that_fails_at_a_step_exits_1_naming_it_and_removes_its_work_folder(
+    tmp_path: Path, events: EventReceiver
+) -> None:
+    # Prepare
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOPS_", "MLFLOW_"))}
+    env["FLOPS_CALLBACK_URL"] = events.url
+
+    # Execute
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "image_builder", "build-inference"),
+            *("--tracking-uri", "http://127.0.0.1:9", "--model-uri", "runs:/abc/model"),
+            *("--registry", "127.0.0.1:5050", "--customer", "c", "--project-id", "p"),
+            *("--work-dir", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+    # Assert
+    assert result.returncode == 1
+    assert "inference image build failed at step resolve: 'runs:/abc/model'" in result.stderr
+    assert events.wait_for("failed", timeout=10)["data"]["step"] == "resolve"
+    assert list(tmp_path.iterdir()) == []
