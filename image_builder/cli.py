@@ -29,6 +29,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from flops_core.cli_options import LogLevelOption
 from flops_core.events import EventReporter
 from flops_core.image_names import image_refs, inference_image_ref, normalize_registry
 from flops_core.logs import configure_logging, get_logger
@@ -79,7 +80,6 @@ CaBundleOption = Annotated[
         show_default=False,
     ),
 ]
-LogLevelOption = Annotated[str, typer.Option(help="Log level.")]
 CacheMaxOption = Annotated[
     int,
     typer.Option(
