@@ -18,17 +18,13 @@ from flops_aggregator.cluster import run_cluster
 from flops_aggregator.config import AggregatorConfig, Hierarchy, MLFlavor
 from flops_aggregator.errors import AggregatorError, CancelledError
 from flops_aggregator.tracking import mlflow_http_settings
-from flops_core.cli_options import CallbackTokenOption, CallbackUrlOption, LogLevelOption
+from flops_core.cli_options import CallbackTokenOption, CallbackUrlOption, LogLevelOption, cli_app
 from flops_core.events import EventReporter
 from flops_core.logs import configure_logging
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    add_completion=False,
-    help="Run a FLOps aggregator (Flower server side).",
-    pretty_exceptions_show_locals=False,  # a traceback must not print the callback token
-)
+app = cli_app("Run a FLOps aggregator (Flower server side).")
 
 
 @app.command()

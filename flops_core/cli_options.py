@@ -1,4 +1,4 @@
-"""Command-line options the service CLIs share: where events go, and how much to log."""
+"""What the FLOps command-line apps share: how an app is made, where events go, the log level."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["CallbackTokenOption", "CallbackUrlOption", "LogLevelOption"]
+__all__ = ["CallbackTokenOption", "CallbackUrlOption", "LogLevelOption", "cli_app"]
 
 #: Where the service POSTs its events (the manager's callback URL); None: events are logged.
 CallbackUrlOption = Annotated[
@@ -23,3 +23,21 @@ CallbackTokenOption = Annotated[
 ]
 #: The level of the `flops.*` loggers (`configure_logging`).
 LogLevelOption = Annotated[str, typer.Option(help="Log level.")]
+
+
+def cli_app(help: str, *, no_args_is_help: bool = False) -> typer.Typer:
+    """A command-line app whose tracebacks never show local variables (they hold tokens).
+
+    Parameters
+    ----------
+    help : str
+        What the app does, for `--help`.
+    no_args_is_help : bool
+        Whether the app shows its help when called without arguments.
+    """
+    return typer.Typer(
+        help=help,
+        no_args_is_help=no_args_is_help,
+        add_completion=False,
+        pretty_exceptions_show_locals=False,
+    )

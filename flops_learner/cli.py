@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from flops_core.cli_options import CallbackTokenOption, CallbackUrlOption, LogLevelOption
+from flops_core.cli_options import CallbackTokenOption, CallbackUrlOption, LogLevelOption, cli_app
 from flops_core.events import EventReporter
 from flops_core.logs import configure_logging
 from flops_learner.app import LearnerError, run_learner
@@ -16,11 +16,7 @@ from flops_learner.config import LearnerConfig
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    add_completion=False,
-    help="Run a FLOps learner (Flower client side).",
-    pretty_exceptions_show_locals=False,  # a traceback must not print the callback token
-)
+app = cli_app("Run a FLOps learner (Flower client side).")
 
 
 @app.command()

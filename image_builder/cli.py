@@ -29,7 +29,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from flops_core.cli_options import LogLevelOption
+from flops_core.cli_options import LogLevelOption, cli_app
 from flops_core.events import EventReporter
 from flops_core.image_names import image_refs, inference_image_ref, normalize_registry
 from flops_core.logs import configure_logging, get_logger
@@ -46,11 +46,7 @@ __all__ = ["app", "default_base_image"]
 
 _log = get_logger("image_builder")
 
-app = typer.Typer(
-    add_completion=False,
-    help="Build FLOps container images from an ML repo.",
-    pretty_exceptions_show_locals=False,  # a traceback must not print tokens or passwords
-)
+app = cli_app("Build FLOps container images from an ML repo.")
 
 ResultT = TypeVar("ResultT", bound=JobResult)
 
