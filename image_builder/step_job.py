@@ -22,6 +22,7 @@ from flops_core.events import EventReporter, EventType
 from flops_core.flops_tree import FlopsTree
 from flops_core.logs import get_logger
 from flops_core.registry_client import RegistryClient
+from image_builder.build_request import JobRequest
 from image_builder.build_steps import StepTimer
 from image_builder.buildah import Buildah
 from image_builder.errors import BuildStepError
@@ -29,26 +30,11 @@ from image_builder.flavor_base import FlavorBase, FlavorBaseSpec, build_flavor_b
 from image_builder.pip_resolver import PipSettings
 from image_builder.storage_prune import BuildCache
 
-__all__ = ["JobRequest", "JobResult", "StepJob"]
+__all__ = ["JobResult", "StepJob"]
 
 _log = get_logger("image_builder")
 
 _STOPPED = "the image build was stopped (cancelled or the builder was shut down)"
-
-
-class JobRequest(Protocol):
-    """What every build request names: where to push, for which platforms, and where to work."""
-
-    @property
-    def platforms(self) -> tuple[str, ...]: ...
-    @property
-    def registry(self) -> str: ...
-    @property
-    def project_id(self) -> str: ...
-    @property
-    def tls_verify(self) -> bool: ...
-    @property
-    def work_dir(self) -> Path: ...
 
 
 class JobResult(Protocol):
