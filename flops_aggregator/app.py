@@ -21,7 +21,13 @@ from flops_aggregator.client_manager import FlopsClientManager
 from flops_aggregator.config import AggregatorConfig, Hierarchy
 from flops_aggregator.errors import AggregatorError, CancelledError, ConfigurationError
 from flops_aggregator.hierarchy import RootRoundConfig
-from flops_aggregator.runs import check_repo_requirements, report_failure, run_params, run_tags
+from flops_aggregator.runs import (
+    check_repo_requirements,
+    report_failure,
+    run_params,
+    run_tags,
+    tracker_of,
+)
 from flops_aggregator.server import ObservedServer, RoundResult
 from flops_aggregator.strategies import StrategyConfigError, build_strategy
 from flops_aggregator.tracking import MlflowTracker, RegisteredModel
@@ -79,13 +85,8 @@ def run_aggregator(config: AggregatorConfig, *, reporter: EventReporter) -> Aggr
             min_evaluate_clients=config.min_evaluate_clients,
             round_config=round_config,
         )
-        if config.mlflow_uri:
-            tracker = MlflowTracker(
-                tracking_uri=config.mlflow_uri,
-                experiment=config.experiment,
-                project_id=config.project_id,
-                timeout_s=config.mlflow_timeout,
-            )
+        tracker = tracker_of(config)
+        if tracker is not None:
             run_id = tracker.start(params=run_params(config), tags=run_tags(config))
             if round_config is not None:
                 round_config.run_id = run_id

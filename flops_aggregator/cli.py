@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import sys
@@ -19,16 +18,13 @@ from flops_aggregator.cluster import run_cluster
 from flops_aggregator.config import AggregatorConfig, Hierarchy, MLFlavor
 from flops_aggregator.errors import AggregatorError, CancelledError
 from flops_aggregator.tracking import mlflow_http_settings
+from flops_core.cli_options import CallbackTokenOption, CallbackUrlOption, LogLevelOption, cli_app
 from flops_core.events import EventReporter
 from flops_core.logs import configure_logging
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    add_completion=False,
-    help="Run a FLOps aggregator (Flower server side).",
-    pretty_exceptions_show_locals=False,  # a traceback must not print the callback token
-)
+app = cli_app("Run a FLOps aggregator (Flower server side).")
 
 
 @app.command()
@@ -66,18 +62,9 @@ def main(
         str | None, typer.Option(help="Repo URL (MLflow tag).", envvar="FLOPS_REPO_URL")
     ] = None,
     commit: Annotated[str | None, typer.Option(help="Repo commit (MLflow tag).")] = None,
-    callback_url: Annotated[
-        str | None, typer.Option(help="Where to POST events.", envvar="FLOPS_CALLBACK_URL")
-    ] = None,
-    callback_token: Annotated[
-        str | None,
-        typer.Option(
-            help="Bearer token for the callback; prefer the environment variable.",
-            envvar="FLOPS_CALLBACK_TOKEN",
-            show_default=False,
-        ),
-    ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    callback_url: CallbackUrlOption = None,
+    callback_token: CallbackTokenOption = None,
+    log_level: LogLevelOption = "INFO",
     hierarchy: Annotated[
         Hierarchy,
         typer.Option(
@@ -98,8 +85,7 @@ def main(
     With `--hierarchy cluster` it trains one cluster's learners for a root aggregator instead,
     and registers no model.
     """
-    configure_logging(log_level)
-    logging.getLogger("flwr").setLevel(logging.WARNING)
+    configure_logging(log_level, quiet=("flwr",))
     try:
         config = AggregatorConfig(
             project_id=project_id,

@@ -18,7 +18,13 @@ from flwr.server.strategy import Strategy
 from flops_aggregator.cluster_aggregator import ClusterAggregator, quality
 from flops_aggregator.config import AggregatorConfig, Hierarchy
 from flops_aggregator.errors import AggregatorError, CancelledError, ConfigurationError
-from flops_aggregator.runs import check_repo_requirements, report_failure, run_params, run_tags
+from flops_aggregator.runs import (
+    check_repo_requirements,
+    report_failure,
+    run_params,
+    run_tags,
+    tracker_of,
+)
 from flops_aggregator.server import RoundResult
 from flops_aggregator.strategies import StrategyConfigError, build_strategy
 from flops_aggregator.tracking import MlflowTracker
@@ -79,13 +85,8 @@ def run_cluster(config: AggregatorConfig, *, reporter: EventReporter) -> Cluster
             initial_parameters=ndarrays_to_parameters(list(initial)),
             reporter=reporter,
         )
-        if config.mlflow_uri:
-            tracker = MlflowTracker(
-                tracking_uri=config.mlflow_uri,
-                experiment=config.experiment,
-                project_id=config.project_id,
-                timeout_s=config.mlflow_timeout,
-            )
+        tracker = tracker_of(config)
+        if tracker is not None:
             tracker.start(
                 params=run_params(config),
                 tags=run_tags(config),

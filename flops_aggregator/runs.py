@@ -13,7 +13,7 @@ from flops_core.events import EventReporter, EventType
 from flops_core.redact import redact_url
 from flops_core.repo_checker import check_repo
 
-__all__ = ["check_repo_requirements", "report_failure", "run_params", "run_tags"]
+__all__ = ["check_repo_requirements", "report_failure", "run_params", "run_tags", "tracker_of"]
 
 # Settings that say nothing about the training, or may hold credentials.
 _NOT_PARAMS = frozenset({"callback_url", "repo_dir", "mlflow_uri", "repo_url"})
@@ -33,6 +33,18 @@ def check_repo_requirements(repo_dir: Path) -> list[str]:
         raise ConfigurationError(report.format_problems())
     assert report.dependencies is not None
     return list(report.dependencies.requirements)
+
+
+def tracker_of(config: AggregatorConfig) -> MlflowTracker | None:
+    """The tracker of the MLflow server `config` names, its run not started; None without one."""
+    if not config.mlflow_uri:
+        return None
+    return MlflowTracker(
+        tracking_uri=config.mlflow_uri,
+        experiment=config.experiment,
+        project_id=config.project_id,
+        timeout_s=config.mlflow_timeout,
+    )
 
 
 def report_failure(

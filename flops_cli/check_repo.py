@@ -7,16 +7,13 @@ from typing import Annotated
 
 import typer
 
+from flops_core.cli_options import cli_app
 from flops_core.repo_checker import check_repo
 from flops_core.requirements.package_index import PackageIndex
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    add_completion=False,
-    help="Check an ML repo against the FLOps contract.",
-    pretty_exceptions_show_locals=False,
-)
+app = cli_app("Check an ML repo against the FLOps contract.")
 
 
 @app.command()

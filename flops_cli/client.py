@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator, Mapping
-from types import TracebackType
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -22,6 +21,7 @@ from flops_cli.api_types import (
     TokenCreated,
     WhoAmI,
 )
+from flops_core.closing import Closing
 
 __all__ = ["DEFAULT_URL", "ManagerClient", "ManagerError"]
 
@@ -50,7 +50,7 @@ class ManagerError(Exception):
         self.status_code = status_code
 
 
-class ManagerClient:
+class ManagerClient(Closing):
     """One method per endpoint of the manager's API.
 
     Parameters
@@ -78,17 +78,6 @@ class ManagerClient:
         self._http = httpx.Client(
             base_url=self.base_url + API, headers=headers, timeout=timeout, transport=transport
         )
-
-    def __enter__(self) -> ManagerClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the connections."""

@@ -13,15 +13,13 @@ from flops_cli.demo import run_demo
 from flops_cli.project_commands import project_app
 from flops_cli.server import server
 from flops_cli.ui import CliState, console, err_console, manager_errors, resolve_token, state_of
+from flops_core.cli_options import cli_app
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    help="FLOps: federated learning from an ML Git repo. Talks to a FLOps manager.",
+app = cli_app(
+    "FLOps: federated learning from an ML Git repo. Talks to a FLOps manager.",
     no_args_is_help=True,
-    add_completion=False,
-    # A traceback with local variables could show the token.
-    pretty_exceptions_show_locals=False,
 )
 
 
@@ -32,12 +30,7 @@ class Partitioning(StrEnum):
     DIRICHLET = "dirichlet"
 
 
-token_app = typer.Typer(
-    help="API tokens (admin).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-)
+token_app = cli_app("API tokens (admin).", no_args_is_help=True)
 app.add_typer(project_app, name="project")
 app.add_typer(token_app, name="token")
 app.command()(server)

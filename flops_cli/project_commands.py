@@ -10,15 +10,13 @@ import typer
 from flops_cli.render import print_logs, print_project, project_table
 from flops_cli.ui import console, err_console, manager_errors, state_of
 from flops_cli.watch import watch_project
+from flops_core.cli_options import cli_app
 from flops_core.vocabulary import MLFlavor
 
 __all__ = ["parse_data_tags", "parse_strategy_params", "project_app", "project_body"]
 
-project_app = typer.Typer(
-    help="Create, follow and cancel federated-learning projects.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
+project_app = cli_app(
+    "Create, follow and cancel federated-learning projects.", no_args_is_help=True
 )
 
 ProjectId = Annotated[str, typer.Argument(help="The project's id.", show_default=False)]

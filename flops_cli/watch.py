@@ -12,8 +12,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
 from rich.markup import escape
@@ -22,6 +21,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from flops_cli.api_types import FINAL_STATES, Event, Project
 from flops_cli.client import ManagerClient, ManagerError
 from flops_cli.render import describe_event, metrics_text, print_summary
+from flops_core.closing import Closing
 
 __all__ = ["WatchOutcome", "WatchView", "follow_events", "watch_project"]
 
@@ -60,7 +60,7 @@ class WatchOutcome:
         return 0 if self.state == "completed" else 1
 
 
-class WatchView:
+class WatchView(Closing):
     """Render a project's events on `console`; use as a context manager around `handle`.
 
     Parameters
@@ -89,17 +89,13 @@ class WatchView:
         self._prepare: TaskID = self._progress.add_task("Waiting to start", total=None, info="")
         self._training: TaskID | None = None
 
-    def __enter__(self) -> WatchView:
+    def __enter__(self) -> Self:
         if self.console.is_terminal:  # elsewhere (logs, pipes) only the printed lines show
             self._progress.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """Stop the live bars; the lines printed above them stay."""
         if self._progress.live.is_started:
             self._progress.stop()
 

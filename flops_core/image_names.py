@@ -133,17 +133,10 @@ def image_refs(registry: str, customer: str, repo_url: str, commit: str) -> dict
     ValueError
         When a part has nothing usable left, or the name is too long for the registry.
     """
-    host = normalize_registry(registry)
-    owner = sanitize_component(customer, what="customer")
+    namespace = _namespace(registry, customer)
     repo = repo_name_from_url(repo_url)
     tag = sanitize_tag(commit)
-    refs: dict[str, str] = {}
-    for role in IMAGE_ROLES:
-        name = f"{host}/{owner}/{repo}/{role}"
-        if len(name) > _MAX_NAME:
-            raise ValueError(f"image name {name!r} is longer than {_MAX_NAME} characters")
-        refs[role] = f"{name}:{tag}"
-    return refs
+    return {role: f"{_checked_name(f'{namespace}/{repo}/{role}')}:{tag}" for role in IMAGE_ROLES}
 
 
 def inference_image_ref(registry: str, customer: str, project_id: str, version: str) -> str:
@@ -165,10 +158,17 @@ def inference_image_ref(registry: str, customer: str, project_id: str, version: 
     ValueError
         When a part has nothing usable left, or the name is too long for the registry.
     """
-    host = normalize_registry(registry)
-    owner = sanitize_component(customer, what="customer")
+    namespace = _namespace(registry, customer)
     project = sanitize_component(project_id, what="project id")
-    name = f"{host}/{owner}/{project}/{INFERENCE_ROLE}"
+    return f"{_checked_name(f'{namespace}/{project}/{INFERENCE_ROLE}')}:{sanitize_tag(version)}"
+
+
+def _namespace(registry: str, customer: str) -> str:
+    """`<host[:port]>/<customer>`: where a customer's images live in the registry."""
+    return f"{normalize_registry(registry)}/{sanitize_component(customer, what='customer')}"
+
+
+def _checked_name(name: str) -> str:
     if len(name) > _MAX_NAME:
         raise ValueError(f"image name {name!r} is longer than {_MAX_NAME} characters")
-    return f"{name}:{sanitize_tag(version)}"
+    return name

@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from collections.abc import Iterable
 
 __all__ = ["configure_logging", "get_logger"]
 
@@ -13,8 +14,16 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"flops.{name}")
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send `flops.*` records to stderr, one line per event; called by entry points only."""
+def configure_logging(level: str = "INFO", *, quiet: Iterable[str] = ()) -> None:
+    """Send `flops.*` records to stderr, one line per event; called by entry points only.
+
+    Parameters
+    ----------
+    level : str
+        The level of the `flops.*` loggers, e.g. `INFO`.
+    quiet : Iterable[str]
+        Loggers of libraries (e.g. `flwr`) that log only warnings and errors.
+    """
     root = logging.getLogger("flops")
     if not any(getattr(h, "_flops", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
@@ -23,3 +32,5 @@ def configure_logging(level: str = "INFO") -> None:
         root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.WARNING)

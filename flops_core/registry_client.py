@@ -12,11 +12,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import httpx
 
+from flops_core.closing import Closing
 from flops_core.errors import FlopsError
 from flops_core.image_names import normalize_registry
 
@@ -104,7 +104,7 @@ def split_ref(ref: str) -> tuple[str, str, str]:
     return host, repository, reference
 
 
-class RegistryClient:
+class RegistryClient(Closing):
     """Read manifests and image configs from one registry.
 
     Parameters
@@ -132,17 +132,6 @@ class RegistryClient:
         self._client = httpx.Client(
             timeout=timeout, verify=tls_verify, transport=transport, follow_redirects=True
         )
-
-    def __enter__(self) -> RegistryClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the connections."""

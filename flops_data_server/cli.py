@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flops_core.cli_options import cli_app
 from flops_core.logs import configure_logging, get_logger
 from flops_data_server.server import MLDataServer
 from flops_utils.ml_data_client import DEFAULT_DATA_SERVER_PORT, MLDataClient, MLDataError
@@ -21,11 +22,9 @@ __all__ = ["app"]
 
 logger = get_logger("data_server")
 
-app = typer.Typer(
-    help="The ML data server of a FLOps learner node, and a client to fill and inspect it.",
+app = cli_app(
+    "The ML data server of a FLOps learner node, and a client to fill and inspect it.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
 )
 
 DEFAULT_DATA_DIR = Path("~/.flops/ml_data")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
+from flops_core.cli_options import CallbackTokenOption, CallbackUrlOption, LogLevelOption, cli_app
 from flops_core.events import EventReporter
 from flops_core.logs import configure_logging
 from flops_learner.app import LearnerError, run_learner
@@ -16,11 +16,7 @@ from flops_learner.config import LearnerConfig
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    add_completion=False,
-    help="Run a FLOps learner (Flower client side).",
-    pretty_exceptions_show_locals=False,  # a traceback must not print the callback token
-)
+app = cli_app("Run a FLOps learner (Flower client side).")
 
 
 @app.command()
@@ -38,22 +34,12 @@ def main(
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds to retry while the aggregator is not up.")
     ] = 300.0,
-    callback_url: Annotated[
-        str | None, typer.Option(help="Where to POST events.", envvar="FLOPS_CALLBACK_URL")
-    ] = None,
-    callback_token: Annotated[
-        str | None,
-        typer.Option(
-            help="Bearer token for the callback; prefer the environment variable.",
-            envvar="FLOPS_CALLBACK_TOKEN",
-            show_default=False,
-        ),
-    ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    callback_url: CallbackUrlOption = None,
+    callback_token: CallbackTokenOption = None,
+    log_level: LogLevelOption = "INFO",
 ) -> None:
     """Train the repo's model on this node's data under the aggregator's direction."""
-    configure_logging(log_level)
-    logging.getLogger("flwr").setLevel(logging.WARNING)
+    configure_logging(log_level, quiet=("flwr",))
     try:
         config = LearnerConfig(
             project_id=project_id,

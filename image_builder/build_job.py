@@ -17,11 +17,9 @@ limit (`storage_prune`), reported as `cache_pruned`.
 from __future__ import annotations
 
 import uuid
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from flops_core.events import EventReporter, EventType
 from flops_core.flops_tree import FlopsTree, locate_flops_tree
 from flops_core.image_names import IMAGE_ROLES, image_refs
 from flops_core.logs import get_logger
@@ -30,129 +28,52 @@ from flops_core.registry_client import RegistryClient, existing_images
 from flops_core.repo_checker import RepoReport
 from image_builder.build_context import stage_project_context
 from image_builder.build_request import STEPS, BuildRequest, BuildResult
-from image_builder.build_steps import StepTimer
-from image_builder.buildah import Buildah
 from image_builder.dependency_lock import DependencyLock, lock_repo_dependencies
-from image_builder.errors import BuildStepError, RegistryError
+from image_builder.errors import RegistryError
 from image_builder.flavor_base import (
     FlavorBase,
-    FlavorBaseSpec,
-    build_flavor_base,
     find_flavor_base,
     flavor_base_spec,
     resolve_runtime_lock,
 )
 from image_builder.flavors import FLAVORS
-from image_builder.pip_resolver import PipSettings
 from image_builder.project_containerfile import image_labels, render_project_containerfile
 from image_builder.repo_source import check_checkout, fetch_repo_at
-from image_builder.storage_prune import BuildCache
+from image_builder.step_job import StepJob
 
 __all__ = ["STEPS", "BuildRequest", "BuildResult", "ImageBuildJob"]
 
 _log = get_logger("image_builder")
 
 
-class ImageBuildJob:
-    """Runs the steps of one build and reports them.
+class ImageBuildJob(StepJob[BuildRequest, BuildResult]):
+    """Runs the steps of one project build and reports them; parameters as `StepJob`'s."""
 
-    Parameters
-    ----------
-    request : BuildRequest
-        What to build.
-    reporter : EventReporter
-        Receives `started`, `step_completed`, `succeeded` / `failed`.
-    buildah : Buildah
-        The Buildah adapter.
-    pip_settings : PipSettings
-        Package indexes, for resolving and for builds.
-    tree : FlopsTree | None
-        The FLOps tree; default: the one this package belongs to.
-    cache : BuildCache | None
-        Buildah's storage, held during the build and pruned after it; None: neither.
-    """
+    first_step = STEPS[0]
 
-    def __init__(
-        self,
-        request: BuildRequest,
-        *,
-        reporter: EventReporter,
-        buildah: Buildah,
-        pip_settings: PipSettings,
-        tree: FlopsTree | None = None,
-        cache: BuildCache | None = None,
-    ) -> None:
-        self.request = request
-        self._reporter = reporter
-        self._buildah = buildah
-        self._pip = pip_settings
-        self._tree = tree
-        self._cache = cache
-        self._steps_timer = StepTimer(reporter, project_id=request.project_id, first_step=STEPS[0])
-        self._timings = self._steps_timer.timings
-        self._step = self._steps_timer.step
-        self._manifests: list[str] = []
-
-    def run(self) -> BuildResult:
-        """Run every step; report and raise `BuildStepError` on the first failure."""
+    def _started_fields(self) -> dict[str, Any]:
         req = self.request
-        self._reporter.report(
-            EventType.STARTED,
-            repo_url=redact_url(req.repo_url),
-            commit=req.commit,
-            flavor=req.flavor,
-            platforms=list(req.platforms),
-        )
-        result: BuildResult | None = None
-        failure: BuildStepError | None = None
-        with self._cache.in_use() if self._cache else nullcontext():
-            try:
-                result = self._steps()
-            except BuildStepError as e:
-                failure = e
-            except (KeyboardInterrupt, SystemExit):  # SIGTERM or Ctrl-C: Buildah is killed
-                reason = "the image build was stopped (cancelled or the builder was shut down)"
-                self._reporter.report(
-                    EventType.FAILED,
-                    step=self._steps_timer.current,
-                    reason=reason,
-                    output=[],
-                    timings=self._timings,
-                )
-                raise
-            finally:
-                for manifest in self._manifests:
-                    self._buildah.remove_manifest(manifest)
-            if self._cache:
-                self._cache.prune()  # before the last event: the manager stops listening then
-        if failure is not None:
-            self._reporter.report(
-                EventType.FAILED,
-                step=failure.step,
-                reason=failure.reason,
-                output=failure.output,
-                timings=self._timings,
-            )
-            raise failure
-        assert result is not None
-        self._reporter.report(
-            EventType.SUCCEEDED,
-            images=result.images,
-            platforms=list(result.platforms),
-            timings=result.timings,
-        )
-        return result
+        return {
+            "repo_url": redact_url(req.repo_url),
+            "commit": req.commit,
+            "flavor": req.flavor,
+            "platforms": list(req.platforms),
+        }
 
-    def _steps(self) -> BuildResult:
+    def _succeeded_fields(self, result: BuildResult) -> dict[str, Any]:
+        return {"images": result.images}
+
+    def _run_steps(self) -> BuildResult:
         req = self.request
         work = req.work_dir
-        with self._step("clone") as info:
+        step = self._steps.step
+        with step("clone") as info:
             commit = fetch_repo_at(req.repo_url, req.commit, work / "repo")
             info["commit"] = commit
-        with self._step("check") as info:
+        with step("check") as info:
             report = check_checkout(work / "repo")
             info["warnings"] = list(report.warnings)
-        with self._step("resolve") as info:
+        with step("resolve") as info:
             tree = self._tree or locate_flops_tree()
             spec = flavor_base_spec(
                 tree, FLAVORS[req.flavor], registry=req.registry, base_image=req.base_image
@@ -166,18 +87,17 @@ class ImageBuildJob:
             )
             lock = self._lock(report, runtime_lock, tree)
             info.update(_lock_info(lock, report), base_exists=base is not None)
-        with self._step("base") as info:
+        with step("base") as info:
             built = base is None
             base = base or self._build_base(spec, runtime_lock)
             info.update(image=base.pinned_ref, built=built)
-        with self._step("render"):
+        with step("render"):
             refs = image_refs(req.registry, req.customer, req.repo_url, commit)
             containerfiles = self._render(base, commit, tree, lock)
-        with self._step("build") as info:
+        with step("build") as info:
             cached = 0
             for role in IMAGE_ROLES:
-                manifest = f"flops-{role}-{uuid.uuid4().hex[:12]}"
-                self._manifests.append(manifest)
+                manifest = self._new_manifest(f"flops-{role}-{uuid.uuid4().hex[:12]}")
                 output = self._buildah.build(
                     containerfile=containerfiles[role],
                     context=work / "context",
@@ -188,10 +108,10 @@ class ImageBuildJob:
                 )
                 cached += output.cached_steps
             info["cached_steps"] = cached
-        with self._step("push") as info:
+        with step("push") as info:
             images = self._push(refs)
             info["images"] = images
-        return BuildResult(images, req.platforms, dict(self._timings))
+        return BuildResult(images, req.platforms, dict(self._steps.timings))
 
     def _lock(
         self, report: RepoReport, runtime_lock: tuple[str, ...], tree: FlopsTree
@@ -203,18 +123,6 @@ class ImageBuildJob:
             flops_version=tree.version,
             settings=self._pip,
             work_dir=self.request.work_dir / "resolve-repo",
-        )
-
-    def _build_base(self, spec: FlavorBaseSpec, runtime_lock: tuple[str, ...]) -> FlavorBase:
-        _log.info("project=%s building flavour base %s", self.request.project_id, spec.ref)
-        return build_flavor_base(
-            spec,
-            lock=runtime_lock,
-            platforms=self.request.platforms,
-            buildah=self._buildah,
-            settings=self._pip,
-            registry=self.request.registry,
-            work_dir=self.request.work_dir / "base",
         )
 
     def _render(
@@ -249,19 +157,9 @@ class ImageBuildJob:
             paths[role] = path
         return paths
 
-    def _pip_volumes(self) -> list[tuple[Path, str]]:
-        conf = self._pip.pip_conf()
-        if not conf:
-            return []
-        path = self.request.work_dir / "pip.conf"
-        path.touch(mode=0o600)
-        path.write_text(conf, encoding="utf-8")
-        return [(path, "/etc/pip.conf")]
-
     def _push(self, refs: dict[str, str]) -> dict[str, str]:
         req = self.request
-        with RegistryClient(req.registry, tls_verify=req.tls_verify) as client:
-            client.ping()
+        self._ping_registry()
         pushed: dict[str, str] = {}
         for role, manifest in zip(IMAGE_ROLES, self._manifests, strict=True):
             digest_file = req.work_dir / f"digest.{role}"

@@ -5,22 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["STEPS", "BuildRequest", "BuildResult"]
+__all__ = ["STEPS", "BuildRequest", "BuildResult", "JobRequest"]
 
 #: The steps of a build, in order.
 STEPS: tuple[str, ...] = ("clone", "check", "resolve", "base", "render", "build", "push")
 
 
 @dataclass(frozen=True)
-class BuildRequest:
-    """What to build (the CLI's arguments).
+class JobRequest:
+    """What every build job is asked for: the platforms, where to push, where to work.
 
     Parameters
     ----------
-    repo_url, commit : str
-        The ML repo and the commit to build.
-    flavor : str
-        A key of `FLAVORS`.
     platforms : tuple[str, ...]
         E.g. `("linux/amd64", "linux/arm64")`.
     registry : str
@@ -32,12 +28,9 @@ class BuildRequest:
     tls_verify : bool
         Whether the registry must use verified HTTPS.
     work_dir : Path
-        An empty folder for the checkout, contexts and logs.
+        An empty folder for what the job fetches, its build contexts and logs.
     """
 
-    repo_url: str
-    commit: str
-    flavor: str
     platforms: tuple[str, ...]
     registry: str
     customer: str
@@ -45,6 +38,23 @@ class BuildRequest:
     base_image: str
     tls_verify: bool
     work_dir: Path
+
+
+@dataclass(frozen=True)
+class BuildRequest(JobRequest):
+    """What to build (the CLI's arguments): a repo at a commit, and all `JobRequest` names.
+
+    Parameters
+    ----------
+    repo_url, commit : str
+        The ML repo and the commit to build.
+    flavor : str
+        A key of `FLAVORS`.
+    """
+
+    repo_url: str
+    commit: str
+    flavor: str
 
 
 @dataclass(frozen=True)

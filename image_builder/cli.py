@@ -14,6 +14,7 @@ bundle mounted into build steps), and `FLOPS_BUILDER_CACHE_MAX_MB` (instead of `
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import os
 import re
@@ -21,13 +22,14 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
+from flops_core.cli_options import LogLevelOption, cli_app
 from flops_core.events import EventReporter
 from flops_core.image_names import image_refs, inference_image_ref, normalize_registry
 from flops_core.logs import configure_logging, get_logger
@@ -37,23 +39,26 @@ from image_builder.errors import BuildStepError
 from image_builder.flavors import FLAVORS
 from image_builder.inference_image import InferenceBuildRequest, InferenceImageJob
 from image_builder.pip_resolver import PipSettings
+from image_builder.step_job import JobResult, StepJob
 from image_builder.storage_prune import MB, BuildCache
 
 __all__ = ["app", "default_base_image"]
 
 _log = get_logger("image_builder")
 
-app = typer.Typer(
-    add_completion=False,
-    help="Build FLOps container images from an ML repo.",
-    pretty_exceptions_show_locals=False,  # a traceback must not print tokens or passwords
-)
+app = cli_app("Build FLOps container images from an ML repo.")
+
+ResultT = TypeVar("ResultT", bound=JobResult)
 
 _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 _DEFAULT_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 # Options both commands take.
+RegistryOption = Annotated[
+    str, typer.Option(help="Registry to push to, host[:port].", envvar="FLOPS_REGISTRY")
+]
+PlatformsOption = Annotated[str, typer.Option(help="Comma-separated target platforms.")]
 TlsVerifyOption = Annotated[
     bool | None,
     typer.Option(
@@ -71,7 +76,6 @@ CaBundleOption = Annotated[
         show_default=False,
     ),
 ]
-LogLevelOption = Annotated[str, typer.Option(help="Log level.")]
 CacheMaxOption = Annotated[
     int,
     typer.Option(
@@ -106,14 +110,10 @@ def build(
     ],
     commit: Annotated[str, typer.Option(help="The commit id to build.")],
     flavor: Annotated[str, typer.Option(help=f"ML flavour: {', '.join(FLAVORS)}.")],
-    registry: Annotated[
-        str, typer.Option(help="Registry to push to, host[:port].", envvar="FLOPS_REGISTRY")
-    ],
+    registry: RegistryOption,
     customer: Annotated[str, typer.Option(help="Customer id; names the images.")],
     project_id: Annotated[str, typer.Option(help="Project id, on every event.")],
-    platforms: Annotated[
-        str, typer.Option(help="Comma-separated target platforms.")
-    ] = "linux/amd64",
+    platforms: PlatformsOption = "linux/amd64",
     base_image: Annotated[
         str | None,
         typer.Option(
@@ -134,17 +134,10 @@ def build(
     """Clone, check, resolve, build and push the learner and aggregator images."""
     configure_logging(log_level)
     wanted = _platforms(platforms)
-    if flavor not in FLAVORS:
-        raise typer.BadParameter(
-            f"{flavor!r}: expected one of {', '.join(FLAVORS)}", param_hint="--flavor"
-        )
-    try:
-        host = normalize_registry(registry)
-        image_refs(host, customer, repo_url, commit)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from e
-    verify = tls_verify if tls_verify is not None else not _is_loopback(host)
-    env = os.environ
+    _check_flavor(flavor)
+    host, verify = _push_target(
+        registry, tls_verify, lambda host: image_refs(host, customer, repo_url, commit)
+    )
     root = Path(tempfile.mkdtemp(prefix="flops-build-", dir=work_dir))
     request = BuildRequest(
         repo_url=repo_url,
@@ -158,20 +151,19 @@ def build(
         tls_verify=verify,
         work_dir=root,
     )
-    reporter = _reporter(project_id)
-    with _job_scope("image build", root, keep_work_dir, reporter):
-        buildah = _buildah(root, verify, ca_bundle)
-        result = ImageBuildJob(
-            request,
-            reporter=reporter,
-            buildah=buildah,
-            pip_settings=PipSettings.from_environ(env),
-            cache=_cache(buildah, cache_max_mb, reporter, project_id),
-        ).run()
+    result = _run_job(
+        "image build",
+        functools.partial(ImageBuildJob, request),
+        project_id=project_id,
+        root=root,
+        keep_work_dir=keep_work_dir,
+        verify=verify,
+        ca_bundle=ca_bundle,
+        cache_max_mb=cache_max_mb,
+    )
     for role, ref in result.images.items():
         typer.echo(f"{role}: {ref}")
-    timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings.items())
-    typer.echo(f"timings: {timings}", err=True)
+    _echo_timings(result.timings)
 
 
 _TRACKING_URI_HELP = (
@@ -189,14 +181,10 @@ def build_inference(
     model_uri: Annotated[
         str, typer.Option(help="The registered model, e.g. models:/flops-<project>@champion.")
     ],
-    registry: Annotated[
-        str, typer.Option(help="Registry to push to, host[:port].", envvar="FLOPS_REGISTRY")
-    ],
+    registry: RegistryOption,
     customer: Annotated[str, typer.Option(help="Customer id; names the image.")],
     project_id: Annotated[str, typer.Option(help="Project id; names the image, on every event.")],
-    platforms: Annotated[
-        str, typer.Option(help="Comma-separated target platforms.")
-    ] = "linux/amd64",
+    platforms: PlatformsOption = "linux/amd64",
     base_image: Annotated[
         str | None,
         typer.Option(
@@ -228,16 +216,11 @@ def build_inference(
     """
     configure_logging(log_level)
     wanted = _platforms(platforms)
-    if flavor is not None and flavor not in FLAVORS:
-        raise typer.BadParameter(
-            f"{flavor!r}: expected one of {', '.join(FLAVORS)}", param_hint="--flavor"
-        )
-    try:
-        host = normalize_registry(registry)
-        inference_image_ref(host, customer, project_id, "1")
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from e
-    verify = tls_verify if tls_verify is not None else not _is_loopback(host)
+    if flavor is not None:
+        _check_flavor(flavor)
+    host, verify = _push_target(
+        registry, tls_verify, lambda host: inference_image_ref(host, customer, project_id, "1")
+    )
     root = Path(tempfile.mkdtemp(prefix="flops-inference-", dir=work_dir))
     request = InferenceBuildRequest(
         tracking_uri=tracking_uri,
@@ -252,20 +235,44 @@ def build_inference(
         work_dir=root,
     )
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a line per file
+    mlflow_environ = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    result = _run_job(
+        "inference image build",
+        functools.partial(InferenceImageJob, request, mlflow_environ=mlflow_environ),
+        project_id=project_id,
+        root=root,
+        keep_work_dir=keep_work_dir,
+        verify=verify,
+        ca_bundle=ca_bundle,
+        cache_max_mb=cache_max_mb,
+    )
+    typer.echo(f"inference: {result.image}")
+    _echo_timings(result.timings)
+
+
+def _run_job(
+    what: str,
+    make_job: Callable[..., StepJob[Any, ResultT]],
+    *,
+    project_id: str,
+    root: Path,
+    keep_work_dir: bool,
+    verify: bool,
+    ca_bundle: Path | None,
+    cache_max_mb: int,
+) -> ResultT:
+    """Make the job with `make_job(reporter=, buildah=, pip_settings=, cache=)` and run it."""
     reporter = _reporter(project_id)
-    with _job_scope("inference image build", root, keep_work_dir, reporter):
+    with _job_scope(what, root, keep_work_dir, reporter):
         buildah = _buildah(root, verify, ca_bundle)
-        result = InferenceImageJob(
-            request,
+        job = make_job(
             reporter=reporter,
             buildah=buildah,
             pip_settings=PipSettings.from_environ(os.environ),
-            mlflow_environ={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
             cache=_cache(buildah, cache_max_mb, reporter, project_id),
-        ).run()
-    typer.echo(f"inference: {result.image}")
-    timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings.items())
-    typer.echo(f"timings: {timings}", err=True)
+        )
+        result = job.run()
+    return result
 
 
 @contextlib.contextmanager
@@ -291,6 +298,33 @@ def _job_scope(
             typer.echo(f"work folder kept: {root}", err=True)
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _check_flavor(flavor: str) -> None:
+    if flavor not in FLAVORS:
+        raise typer.BadParameter(
+            f"{flavor!r}: expected one of {', '.join(FLAVORS)}", param_hint="--flavor"
+        )
+
+
+def _push_target(
+    registry: str, tls_verify: bool | None, check_names: Callable[[str], object]
+) -> tuple[str, bool]:
+    """The registry as `host[:port]` and whether it needs verified HTTPS.
+
+    `check_names(host)` raises `ValueError` when the images' names would be invalid there.
+    """
+    try:
+        host = normalize_registry(registry)
+        check_names(host)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+    return host, tls_verify if tls_verify is not None else not _is_loopback(host)
+
+
+def _echo_timings(timings: Mapping[str, float]) -> None:
+    text = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items())
+    typer.echo(f"timings: {text}", err=True)
 
 
 def _platforms(platforms: str) -> tuple[str, ...]:

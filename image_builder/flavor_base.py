@@ -35,6 +35,7 @@ __all__ = [
     "FlavorBaseSpec",
     "build_flavor_base",
     "find_flavor_base",
+    "flavor_base_at",
     "flavor_base_spec",
     "resolve_runtime_lock",
 ]
@@ -115,14 +116,30 @@ def find_flavor_base(
         When the registry cannot be reached.
     """
     _, repository, tag = split_ref(spec.ref)
-    info = client.manifest(repository, tag)
+    return flavor_base_at(client, repository, tag, platforms, ref=spec.ref)
+
+
+def flavor_base_at(
+    client: RegistryClient, repository: str, reference: str, platforms: Sequence[str], *, ref: str
+) -> FlavorBase | None:
+    """The image `repository:reference` as the flavour base `ref`, else None.
+
+    It is one when the registry has it for every platform and it carries the runtime lock
+    (`RUNTIME_LOCK_LABEL`); an image without the lock was not made by this builder.
+
+    Raises
+    ------
+    RegistryUnavailableError
+        When the registry cannot be reached.
+    """
+    info = client.manifest(repository, reference)
     if info is None or not info.has_platforms(platforms):
         return None
-    labels = client.image_labels(repository, tag, platforms[0])
+    labels = client.image_labels(repository, reference, platforms[0])
     lock = tuple(labels.get(RUNTIME_LOCK_LABEL, "").split())
     if not lock:
-        return None  # not made by this builder: build it again
-    return FlavorBase(spec.ref, info.digest, lock)
+        return None
+    return FlavorBase(ref, info.digest, lock)
 
 
 def resolve_runtime_lock(

@@ -18,25 +18,22 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from flops_core.events import EventReporter, EventType
+from flops_core.events import EventReporter
 from flops_core.flops_tree import FlopsTree, locate_flops_tree
 from flops_core.image_names import INFERENCE_ROLE, inference_image_ref
 from flops_core.logs import get_logger
 from flops_core.registry_client import RegistryClient, existing_images, split_ref
 from image_builder.build_context import normalize_tree, write_lines
-from image_builder.build_steps import StepTimer
 from image_builder.buildah import Buildah
 from image_builder.cross_install import PREPARED_MARKER, prepare_platform, target_arch
-from image_builder.errors import BuildStepError, ModelSourceError, RegistryError
+from image_builder.errors import ModelSourceError, RegistryError
 from image_builder.flavor_base import (
-    RUNTIME_LOCK_LABEL,
     FlavorBase,
-    build_flavor_base,
     find_flavor_base,
+    flavor_base_at,
     flavor_base_spec,
     resolve_runtime_lock,
 )
@@ -60,6 +57,7 @@ from image_builder.model_source import (
     resolve_model_version,
 )
 from image_builder.pip_resolver import PipSettings, resolve_requirements
+from image_builder.step_job import StepJob
 from image_builder.storage_prune import BuildCache
 
 __all__ = [
@@ -92,26 +90,22 @@ _MLFLOW_FLAVORS = (
 )
 
 
-class InferenceImageJob:
+class InferenceImageJob(StepJob[InferenceBuildRequest, InferenceBuildResult]):
     """Runs the steps of one inference image build and reports them.
 
     Parameters
     ----------
     request : InferenceBuildRequest
         What to build.
-    reporter : EventReporter
-        Receives `started`, `step_completed`, `succeeded` / `failed`.
-    buildah : Buildah
-        The Buildah adapter.
-    pip_settings : PipSettings
-        Package indexes, for what the base lacks.
-    tree : FlopsTree | None
-        The FLOps tree; default: the one this package belongs to.
+    reporter, buildah, pip_settings, tree, cache
+        As for `StepJob`; `pip_settings` are for what the base lacks.
     mlflow_environ : Mapping[str, str] | None
         The environment of the `mlflow` subprocess; None: this process's.
-    cache : BuildCache | None
-        Buildah's storage, held during the build and pruned after it; None: neither.
     """
+
+    first_step = INFERENCE_STEPS[0]
+    event_fields: ClassVar[Mapping[str, Any]] = {"kind": INFERENCE_ROLE}
+    _log = _log
 
     def __init__(
         self,
@@ -124,64 +118,21 @@ class InferenceImageJob:
         mlflow_environ: Mapping[str, str] | None = None,
         cache: BuildCache | None = None,
     ) -> None:
-        self.request = request
-        self._reporter = reporter
-        self._buildah = buildah
-        self._pip = pip_settings
-        self._tree = tree
+        super().__init__(
+            request,
+            reporter=reporter,
+            buildah=buildah,
+            pip_settings=pip_settings,
+            tree=tree,
+            cache=cache,
+        )
         self._mlflow_environ = mlflow_environ
-        self._cache = cache
-        self._steps = StepTimer(reporter, project_id=request.project_id, first_step="resolve")
-        self._manifest: str | None = None
 
-    def run(self) -> InferenceBuildResult:
-        """Run every step; report and raise `BuildStepError` on the first failure."""
-        req = self.request
-        self._reporter.report(
-            EventType.STARTED,
-            kind=INFERENCE_ROLE,
-            model_uri=req.model_uri,
-            platforms=list(req.platforms),
-        )
-        result: InferenceBuildResult | None = None
-        failure: BuildStepError | None = None
-        with self._cache.in_use() if self._cache else nullcontext():
-            try:
-                result = self._run_steps()
-            except BuildStepError as e:
-                failure = e
-            except (KeyboardInterrupt, SystemExit):
-                reason = "the image build was stopped (cancelled or the builder was shut down)"
-                self._failed(self._steps.current, reason, [])
-                raise
-            finally:
-                if self._manifest is not None:
-                    self._buildah.remove_manifest(self._manifest)
-            if self._cache:
-                self._cache.prune()  # before the last event, as in `build_job`
-        if failure is not None:
-            self._failed(failure.step, failure.reason, failure.output)
-            raise failure
-        assert result is not None
-        self._reporter.report(
-            EventType.SUCCEEDED,
-            kind=INFERENCE_ROLE,
-            image=result.image,
-            version=result.version,
-            platforms=list(result.platforms),
-            timings=result.timings,
-        )
-        return result
+    def _started_fields(self) -> dict[str, Any]:
+        return {"model_uri": self.request.model_uri, "platforms": list(self.request.platforms)}
 
-    def _failed(self, step: str, reason: str, output: Sequence[str]) -> None:
-        self._reporter.report(
-            EventType.FAILED,
-            kind=INFERENCE_ROLE,
-            step=step,
-            reason=reason,
-            output=list(output),
-            timings=self._steps.timings,
-        )
+    def _succeeded_fields(self, result: InferenceBuildResult) -> dict[str, Any]:
+        return {"image": result.image, "version": result.version}
 
     def _run_steps(self) -> InferenceBuildResult:
         req = self.request
@@ -227,11 +178,11 @@ class InferenceImageJob:
             )
             normalize_tree(context)
         with step("build"):
-            self._manifest = f"flops-inference-{uuid.uuid4().hex[:12]}"
+            manifest = self._new_manifest(f"flops-inference-{uuid.uuid4().hex[:12]}")
             self._buildah.build(
                 containerfile=containerfile,
                 context=context,
-                manifest=self._manifest,
+                manifest=manifest,
                 platforms=req.platforms,
                 labels=labels,
                 volumes=self._pip_volumes(),
@@ -239,7 +190,7 @@ class InferenceImageJob:
                 layers=False,  # one layer on the base: the model (and anything it adds)
             )
         with step("push") as info:
-            image = self._push(ref)
+            image = self._push(manifest, ref)
             info["image"] = image
         return InferenceBuildResult(
             image, model.version, req.platforms, dict(self._steps.timings), labels
@@ -259,18 +210,8 @@ class InferenceImageJob:
             found = find_flavor_base(spec, client, req.platforms)
         if found is not None:
             return found, False
-        _log.info("project=%s building flavour base %s", req.project_id, spec.ref)
         lock = resolve_runtime_lock(spec, settings=self._pip, work_dir=req.work_dir / "resolve")
-        built = build_flavor_base(
-            spec,
-            lock=lock,
-            platforms=req.platforms,
-            buildah=self._buildah,
-            settings=self._pip,
-            registry=req.registry,
-            work_dir=req.work_dir / "base",
-        )
-        return built, True
+        return self._build_base(spec, lock), True
 
     def _extra_requirements(self, wanted: Sequence[str], lock: Sequence[str]) -> list[str]:
         """Pinned distributions to add to the base so that `wanted` is satisfied; [] usually."""
@@ -307,22 +248,11 @@ class InferenceImageJob:
                 folder.mkdir(parents=True)
         return prepared
 
-    def _pip_volumes(self) -> list[tuple[Path, str]]:
-        conf = self._pip.pip_conf()
-        if not conf:
-            return []
-        path = self.request.work_dir / "pip.conf"
-        path.touch(mode=0o600)
-        path.write_text(conf, encoding="utf-8")
-        return [(path, "/etc/pip.conf")]
-
-    def _push(self, ref: str) -> str:
+    def _push(self, manifest: str, ref: str) -> str:
         req = self.request
-        assert self._manifest is not None
-        with RegistryClient(req.registry, tls_verify=req.tls_verify) as client:
-            client.ping()
+        self._ping_registry()
         pushed = self._buildah.push_manifest(
-            self._manifest, ref, registry=req.registry, digest_file=req.work_dir / "digest"
+            manifest, ref, registry=req.registry, digest_file=req.work_dir / "digest"
         )
         found = existing_images(req.registry, {INFERENCE_ROLE: ref}, req.platforms, req.tls_verify)
         if found is None:
@@ -345,15 +275,10 @@ def _as_flavor_base(
         return None
     if host != client.registry:
         return None
-    info = client.manifest(repository, reference)
-    if info is None or not info.has_platforms(platforms):
-        return None
-    labels = client.image_labels(repository, reference, platforms[0])
-    lock = tuple(labels.get(RUNTIME_LOCK_LABEL, "").split())
-    if not lock:
-        return None
     tag = reference if ":" not in reference else "pinned"  # `FlavorBase.ref` wants a tag ref
-    return FlavorBase(f"{host}/{repository}:{tag}", info.digest, lock)
+    return flavor_base_at(
+        client, repository, reference, platforms, ref=f"{host}/{repository}:{tag}"
+    )
 
 
 def _flavor_of(flavors: Mapping[str, Any]) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from flops_core.redact import redact_url
+from image_builder.build_request import JobRequest
 from image_builder.model_source import (
     ModelVersionInfo,
 )
@@ -14,8 +14,10 @@ __all__ = ["InferenceBuildRequest", "InferenceBuildResult", "inference_labels"]
 
 
 @dataclass(frozen=True)
-class InferenceBuildRequest:
-    """What to build (the CLI's arguments).
+class InferenceBuildRequest(JobRequest):
+    """What to build (the CLI's arguments): a registered model, and all `JobRequest` names.
+
+    `base_image` may be a flavour base itself, used as it is.
 
     Parameters
     ----------
@@ -23,32 +25,13 @@ class InferenceBuildRequest:
         The MLflow tracking (and registry) server; may carry credentials, never reported.
     model_uri : str
         `models:/<name>@<alias>` or `models:/<name>/<version>`.
-    platforms : tuple[str, ...]
-        E.g. `("linux/amd64", "linux/arm64")`.
-    registry : str
-        `host[:port]` to push to (and where flavour bases live).
-    customer, project_id : str
-        Name the image, and the events.
-    base_image : str
-        A flavour base (used as it is), or the image flavour bases start FROM.
     flavor : str | None
         A key of `FLAVORS`; None: from the model's MLmodel file.
-    tls_verify : bool
-        Whether the registry must use verified HTTPS.
-    work_dir : Path
-        An empty folder for the model, the build context and logs.
     """
 
     tracking_uri: str = field(repr=False)
     model_uri: str
-    platforms: tuple[str, ...]
-    registry: str
-    customer: str
-    project_id: str
-    base_image: str
     flavor: str | None
-    tls_verify: bool
-    work_dir: Path
 
 
 @dataclass(frozen=True)

@@ -38,14 +38,8 @@ _UNSAFE_IN_URL = re.compile(r"[\x00-\x1f\x7f]")
 
 def ref_problem(ref: str) -> str | None:
     """Return what is wrong with `ref` as a branch, tag or commit id, or None if it is fine."""
-    if not ref:
-        return "it is empty"
-    if len(ref) > MAX_REF_LENGTH:
-        return f"it is longer than {MAX_REF_LENGTH} characters"
-    if ref.startswith("-"):
-        return "it starts with '-'"
-    if bad := _FORBIDDEN_IN_REF.search(ref):
-        return f"it contains {bad.group()!r}"
+    if problem := _command_line_problem(ref, MAX_REF_LENGTH, _FORBIDDEN_IN_REF, ""):
+        return problem
     for part, problem in (
         ("..", "'..'"), ("@{", "'@{'"), ("//", "'//'"),
     ):  # fmt: skip
@@ -81,15 +75,7 @@ def check_ref(ref: str) -> str:
 
 def repo_url_problem(url: str) -> str | None:
     """Return what makes `url` unusable as a repo URL on a command line, or None."""
-    if not url:
-        return "it is empty"
-    if len(url) > MAX_REPO_URL_LENGTH:
-        return f"it is longer than {MAX_REPO_URL_LENGTH} characters"
-    if url.startswith("-"):
-        return "it starts with '-'"
-    if bad := _UNSAFE_IN_URL.search(url):
-        return f"it contains the control character {bad.group()!r}"
-    return None
+    return _command_line_problem(url, MAX_REPO_URL_LENGTH, _UNSAFE_IN_URL, "the control character ")
 
 
 def check_repo_url(url: str) -> str:
@@ -106,3 +92,22 @@ def check_repo_url(url: str) -> str:
             f"the repo URL is not usable: {problem}; give the repository's https or ssh URL"
         )
     return url
+
+
+def _command_line_problem(
+    text: str, max_length: int, forbidden: re.Pattern[str], what: str
+) -> str | None:
+    """What neither a ref nor a repo URL may be on a `git` command line, or None.
+
+    Empty, longer than `max_length`, starting with `-` (read as an option), or holding a
+    character `forbidden` matches (`what` names its kind in the message).
+    """
+    if not text:
+        return "it is empty"
+    if len(text) > max_length:
+        return f"it is longer than {max_length} characters"
+    if text.startswith("-"):
+        return "it starts with '-'"
+    if bad := forbidden.search(text):
+        return f"it contains {what}{bad.group()!r}"
+    return None

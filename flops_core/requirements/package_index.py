@@ -6,13 +6,12 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 from urllib.parse import unquote, urlparse
 
 import httpx
 from packaging.utils import canonicalize_name
 
+from flops_core.closing import Closing
 from flops_core.logs import get_logger
 
 __all__ = ["PackageIndex", "PackageIndexError", "PackageIndexUnavailableError"]
@@ -31,7 +30,7 @@ class PackageIndexUnavailableError(PackageIndexError):
     """Raised when the index is unreachable or answers 5xx/429 after all retries; retryable."""
 
 
-class PackageIndex:
+class PackageIndex(Closing):
     """A PEP 503 "simple" index: `GET {index_url}/{normalized-name}/` tells if a project exists.
 
     200 means the project exists, 404 (or 410) that it does not. Connection errors,
@@ -130,14 +129,3 @@ class PackageIndex:
     def close(self) -> None:
         """Close the HTTP connections."""
         self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flops_aggregator.config import AggregatorConfig, Hierarchy
 from flops_aggregator.hierarchy import CYCLE_KEY, ROOT_RUN_ID_KEY, RootRoundConfig
-from flops_aggregator.runs import run_params, run_tags
+from flops_aggregator.runs import run_params, run_tags, tracker_of
 
 
 def _config(hierarchy: Hierarchy, **fields: object) -> AggregatorConfig:
@@ -60,3 +60,18 @@ def test_root_sends_the_cycle_and_its_run_id_once_known() -> None:
     # Assert
     assert before == {CYCLE_KEY: 1, ROOT_RUN_ID_KEY: ""}
     assert config(2) == {CYCLE_KEY: 2, ROOT_RUN_ID_KEY: "abc123"}
+
+
+def test_a_tracker_only_with_a_tracking_server_and_with_the_configs_experiment_and_bound() -> None:
+    # Execute
+    without = tracker_of(_config(Hierarchy.CLASSIC))
+    tracker = tracker_of(
+        _config(Hierarchy.CLASSIC, mlflow_uri="http://127.0.0.1:9", mlflow_timeout=7.0)
+    )
+
+    # Assert
+    assert without is None
+    assert tracker is not None
+    assert tracker.tracking_uri == "http://127.0.0.1:9"
+    assert (tracker.experiment, tracker.project_id, tracker.timeout_s) == ("flops-p", "p", 7.0)
+    assert tracker.run_id is None  # not started

@@ -38,6 +38,11 @@ MAX_EVENTS_PER_CALLBACK = 1000
 #: The largest id the database can hold (a signed 64-bit integer); larger ones are a 422.
 MAX_EVENT_ID = 2**63 - 1
 
+#: The `after` query parameter of the event list and the event stream.
+AfterEventId = Annotated[
+    int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger id.")
+]
+
 
 @router.post("/projects", status_code=status.HTTP_201_CREATED)
 @router.post("/projects/", status_code=status.HTTP_201_CREATED, include_in_schema=False)
@@ -145,9 +150,7 @@ def list_events(
     project_id: str,
     caller: CurrentCaller,
     session: SessionDep,
-    after: Annotated[
-        int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger id.")
-    ] = 0,
+    after: AfterEventId = 0,
 ) -> list[dict[str, Any]]:
     """The project's state transitions and reported events, oldest first."""
     service.get_project(session=session, caller=caller, project_id=project_id)
@@ -160,9 +163,7 @@ async def stream_events(
     project_id: str,
     caller: CurrentCaller,
     database: DatabaseDep,
-    after: Annotated[
-        int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger id.")
-    ] = 0,
+    after: AfterEventId = 0,
     last_event_id: Annotated[
         str | None,
         Header(
