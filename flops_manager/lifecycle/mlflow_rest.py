@@ -10,10 +10,11 @@ message never holds the URL (it may carry credentials).
 from __future__ import annotations
 
 import time
-from types import TracebackType
 from typing import Any
 
 import httpx
+
+from flops_core.closing import Closing
 
 __all__ = ["MlflowSession", "MlflowUnavailable", "experiment_name"]
 
@@ -27,7 +28,7 @@ class MlflowUnavailable(Exception):
     """Raised when MLflow does not answer in time or answers with an error; says which, no URL."""
 
 
-class MlflowSession:
+class MlflowSession(Closing):
     """Calls to one MLflow tracking server that together end by a deadline.
 
     Parameters
@@ -46,15 +47,8 @@ class MlflowSession:
         self._request_timeout_s = min(request_timeout_s, timeout_s)
         self._client = httpx.Client()
 
-    def __enter__(self) -> MlflowSession:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """Close the session's connections."""
         self._client.close()
 
     def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:

@@ -6,11 +6,11 @@ import abc
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flops_core.closing import Closing
 from flops_manager.orchestrators.service_spec import ServiceSpec
 
 __all__ = [
@@ -168,7 +168,7 @@ class Capabilities:
     default's simulated nodes; every service of them runs on this machine."""
 
 
-class Orchestrator(abc.ABC):
+class Orchestrator(Closing, abc.ABC):
     """Deploys `ServiceSpec`s and reports on them; every backend implements this.
 
     Implementations are thread-safe. Usable as a context manager that calls `close()`.
@@ -309,14 +309,3 @@ class Orchestrator(abc.ABC):
         Whether services outlive `close()` is part of each backend's documentation:
         `local` undeploys every service it supervises.
         """
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
