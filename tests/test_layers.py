@@ -74,7 +74,7 @@ def test_no_package_imports_across_its_layer() -> None:
         ("flops_manager", "image_builder.errors", False),
         ("image_builder", "flops_manager.environments", False),
         ("flops_cli", "flops_aggregator.config", False),
-        ("flops_core", "flops_core.repos", False),
+        ("flops_core", "flops_manager.lifecycle", False),
         ("flops_utils", "flops_core.logs", False),
         ("flops_learner", "flops_core.events", True),
         ("flops_core", "flops_utils.ml_repo_templates", True),
