@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from flops_aggregator.app import run_aggregator
 from flops_aggregator.cluster import run_cluster
 from flops_aggregator.config import AggregatorConfig, Hierarchy, MLFlavor
-from flops_aggregator.errors import AggregatorError, CancelledError
+from flops_aggregator.errors import RUN_ERRORS, CancelledError
 from flops_aggregator.tracking import mlflow_http_settings
 from flops_core.events import EventReporter
 from flops_core.logs import configure_logging
@@ -143,7 +143,7 @@ def main(
     _stop_on_signals(reporter)
     try:
         summary = _run(config, reporter)
-    except AggregatorError as e:
+    except RUN_ERRORS as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from e
     finally:
