@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlparse
 import httpx
 from packaging.utils import canonicalize_name
 
+from flops_core.errors import FlopsError
 from flops_core.logs import get_logger
 
 __all__ = ["PackageIndex", "PackageIndexError", "PackageIndexUnavailableError"]
@@ -23,12 +24,14 @@ _NOT_FOUND = frozenset({404, 410})
 _RETRYABLE = frozenset({429})
 
 
-class PackageIndexError(Exception):
+class PackageIndexError(FlopsError):
     """Raised when the index refuses a lookup for good (e.g. 401, 403); permanent."""
 
 
 class PackageIndexUnavailableError(PackageIndexError):
     """Raised when the index is unreachable or answers 5xx/429 after all retries; retryable."""
+
+    retryable = True
 
 
 class PackageIndex:
