@@ -3,8 +3,10 @@
 Like kopf's `TemporaryError` / `PermanentError`, each error says whether trying again may
 help (`retryable`). It is declared once, here: a family whose errors are all of one kind
 derives from `TemporaryError` or `PermanentError`; a mixed family derives from `FlopsError`
-(not retryable) and sets `retryable = True` on its retryable classes. Generic code (retries,
-the API's mapping to HTTP statuses) asks `retryable`, never a list of classes.
+(not retryable), and its retryable classes derive from `TemporaryError` too, e.g.
+`class RegistryUnavailableError(RegistryError, TemporaryError)`. Generic code (the mock-data
+job's retry hint, the API's 503 mapping) asks `retryable` or `TemporaryError`, never a list
+of classes.
 
 The SDK (`flops_utils`) imports nothing of FLOps, so its data-client errors are a separate,
 standalone tree with their own `retryable`.

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 import httpx
 from packaging.utils import canonicalize_name
 
-from flops_core.errors import FlopsError
+from flops_core.errors import FlopsError, TemporaryError
 from flops_core.logs import get_logger
 
 __all__ = ["PackageIndex", "PackageIndexError", "PackageIndexUnavailableError"]
@@ -28,10 +28,8 @@ class PackageIndexError(FlopsError):
     """Raised when the index refuses a lookup for good (e.g. 401, 403); permanent."""
 
 
-class PackageIndexUnavailableError(PackageIndexError):
+class PackageIndexUnavailableError(PackageIndexError, TemporaryError):
     """Raised when the index is unreachable or answers 5xx/429 after all retries; retryable."""
-
-    retryable = True
 
 
 class PackageIndex:
