@@ -56,7 +56,7 @@ _POLL_S = 0.5
 
 
 class _Cancelled(Exception):
-    pass
+    """Raised inside the runner's thread when the project is cancelled; never leaves it."""
 
 
 class ProjectRunner(threading.Thread):
