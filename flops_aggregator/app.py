@@ -19,7 +19,7 @@ from flwr.server.superlink.fleet.grpc_bidi.grpc_server import start_grpc_server
 
 from flops_aggregator.client_manager import FlopsClientManager
 from flops_aggregator.config import AggregatorConfig, Hierarchy
-from flops_aggregator.errors import AggregatorError, CancelledError, ConfigurationError
+from flops_aggregator.errors import RUN_ERRORS, AggregatorError, CancelledError, ConfigurationError
 from flops_aggregator.hierarchy import RootRoundConfig
 from flops_aggregator.runs import (
     check_repo_requirements,
@@ -62,8 +62,8 @@ def run_aggregator(config: AggregatorConfig, *, reporter: EventReporter) -> Aggr
 
     Raises
     ------
-    AggregatorError
-        Any failure; its message is the reason reported in the `failed` event.
+    AggregatorError, ConfigurationError
+        Any failure (`RUN_ERRORS`); its message is the reason reported in the `failed` event.
     """
     started = time.perf_counter()
     tracker: MlflowTracker | None = None
@@ -116,7 +116,7 @@ def run_aggregator(config: AggregatorConfig, *, reporter: EventReporter) -> Aggr
     except (StrategyConfigError, UserCodeError) as e:
         report_failure(reporter, tracker, str(e))
         raise ConfigurationError(str(e)) from e
-    except AggregatorError as e:
+    except RUN_ERRORS as e:
         report_failure(reporter, tracker, str(e), killed=isinstance(e, CancelledError))
         raise
     except Exception as e:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from flops_aggregator.app import run_aggregator
 from flops_aggregator.cluster import run_cluster
 from flops_aggregator.config import AggregatorConfig, Hierarchy, MLFlavor
-from flops_aggregator.errors import AggregatorError, CancelledError
+from flops_aggregator.errors import RUN_ERRORS, CancelledError
 from flops_aggregator.tracking import mlflow_http_settings
 from flops_core.cli_options import CallbackTokenOption, CallbackUrlOption, LogLevelOption, cli_app
 from flops_core.events import EventReporter
@@ -129,7 +129,7 @@ def main(
     _stop_on_signals(reporter)
     try:
         summary = _run(config, reporter)
-    except AggregatorError as e:
+    except RUN_ERRORS as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from e
     finally:

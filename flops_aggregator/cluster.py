@@ -17,7 +17,7 @@ from flwr.server.strategy import Strategy
 
 from flops_aggregator.cluster_aggregator import ClusterAggregator, quality
 from flops_aggregator.config import AggregatorConfig, Hierarchy
-from flops_aggregator.errors import AggregatorError, CancelledError, ConfigurationError
+from flops_aggregator.errors import RUN_ERRORS, AggregatorError, CancelledError, ConfigurationError
 from flops_aggregator.runs import (
     check_repo_requirements,
     report_failure,
@@ -54,8 +54,8 @@ def run_cluster(config: AggregatorConfig, *, reporter: EventReporter) -> Cluster
 
     Raises
     ------
-    AggregatorError
-        Any failure; its message, which names the cluster, is the reason reported.
+    AggregatorError, ConfigurationError
+        Any failure (`RUN_ERRORS`); its message, which names the cluster, is the reason reported.
     """
     if config.hierarchy is not Hierarchy.CLUSTER or config.cluster is None:
         raise ConfigurationError("run_cluster() needs a cluster configuration")
@@ -108,7 +108,7 @@ def run_cluster(config: AggregatorConfig, *, reporter: EventReporter) -> Cluster
     except (StrategyConfigError, UserCodeError) as e:
         report_failure(reporter, tracker, _named(name, str(e)))
         raise ConfigurationError(_named(name, str(e))) from e
-    except AggregatorError as e:
+    except RUN_ERRORS as e:
         reason = _named(name, str(e))
         report_failure(reporter, tracker, reason, killed=isinstance(e, CancelledError))
         raise type(e)(reason) from e

@@ -1,6 +1,13 @@
-"""Why an aggregator run fails; each error's message is shown to users as the reason."""
+"""Why an aggregator run fails; each error's message is shown to users as the reason.
+
+`ConfigurationError` is FLOps' one (from `flops_core.errors`), re-exported here; it is not an
+`AggregatorError`, so code that ends a run on any failure catches `RUN_ERRORS`.
+"""
+
+from flops_core.errors import ConfigurationError, FlopsError
 
 __all__ = [
+    "RUN_ERRORS",
     "AggregatorError",
     "CancelledError",
     "ConfigurationError",
@@ -11,16 +18,10 @@ __all__ = [
 ]
 
 
-class AggregatorError(Exception):
+class AggregatorError(FlopsError):
     """Base of every failure that ends an aggregator run; `exit_code` is the process's."""
 
     exit_code = 1
-
-
-class ConfigurationError(AggregatorError):
-    """Raised at start when the configuration cannot work (strategy, address, repo)."""
-
-    exit_code = 2
 
 
 class NotEnoughLearnersError(AggregatorError):
@@ -43,3 +44,8 @@ class CancelledError(AggregatorError):
     """Raised in the training thread when the process is told to stop (SIGTERM, SIGINT)."""
 
     exit_code = 143
+
+
+#: Every error that ends an aggregator run with its reason and `exit_code` (2 for a
+#: configuration it cannot run).
+RUN_ERRORS = (AggregatorError, ConfigurationError)

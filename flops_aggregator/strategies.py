@@ -10,6 +10,7 @@ from flwr.common import Metrics, Parameters, Scalar
 from flwr.server import strategy as fl_strategy
 from flwr.server.strategy import FedAvg, Strategy
 
+from flops_core.errors import PermanentError
 from flops_core.vocabulary import STRATEGY_NAMES
 
 __all__ = [
@@ -46,7 +47,7 @@ _DEFAULTS: dict[tuple[str, str], Any] = {("Bulyan", "aggregation_rule_kwargs"): 
 _FRACTIONS = frozenset({"fraction_fit", "fraction_evaluate"})
 
 
-class StrategyConfigError(ValueError):
+class StrategyConfigError(PermanentError, ValueError):
     """Raised when a strategy name or one of its parameters is not valid; says what is."""
 
 

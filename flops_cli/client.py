@@ -22,6 +22,7 @@ from flops_cli.api_types import (
     WhoAmI,
 )
 from flops_core.closing import Closing
+from flops_core.errors import FlopsError
 
 __all__ = ["DEFAULT_URL", "ManagerClient", "ManagerError"]
 
@@ -34,7 +35,7 @@ _REFUSED_TOKEN = (
 )
 
 
-class ManagerError(Exception):
+class ManagerError(FlopsError):
     """Raised for any request that failed; the message is the server's, safe to show.
 
     Parameters

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flops_cli.client import ManagerClient, ManagerError
+from flops_core.errors import FlopsError
 
 __all__ = ["DemoError", "ManagerProcess", "StackPorts", "choose_ports", "free_port_block"]
 
 
-class DemoError(RuntimeError):
+class DemoError(FlopsError, RuntimeError):
     """Raised when the demo cannot go on; the message says what failed and why."""
 
 

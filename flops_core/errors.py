@@ -1,14 +1,22 @@
 """The one error base of FLOps: every family of FLOps errors derives from `FlopsError`.
 
 Like kopf's `TemporaryError` / `PermanentError`, each error says whether trying again may
-help (`retryable`); families mark their classes with it once, here is where it is declared.
+help (`retryable`). It is declared once, here: a family whose errors are all of one kind
+derives from `TemporaryError` or `PermanentError`; a mixed family derives from `FlopsError`
+(not retryable), and its retryable classes derive from `TemporaryError` too, e.g.
+`class RegistryUnavailableError(RegistryError, TemporaryError)`. Generic code (the mock-data
+job's retry hint, the API's 503 mapping) asks `retryable` or `TemporaryError`, never a list
+of classes.
+
+The SDK (`flops_utils`) imports nothing of FLOps, so its data-client errors are a separate,
+standalone tree with their own `retryable`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["FlopsError", "PermanentError", "TemporaryError"]
+__all__ = ["ConfigurationError", "FlopsError", "PermanentError", "TemporaryError"]
 
 
 class FlopsError(Exception):
@@ -47,3 +55,14 @@ class PermanentError(FlopsError):
     """Base of errors that repeat until the input or the set-up is changed."""
 
     retryable = False
+
+
+class ConfigurationError(PermanentError, ValueError):
+    """Raised at start when a service's settings or configuration cannot work; exit code 2.
+
+    The manager raises it for settings it cannot run with (no admin token), the aggregator
+    for a configuration it cannot run (strategy, address, repo). Both processes then exit
+    with `exit_code`. It stays a `ValueError`, as the manager's was.
+    """
+
+    exit_code: int = 2

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from flops_core.errors import FlopsError
 from flops_core.logs import get_logger
 
 __all__ = ["MlflowServer", "MlflowServerError", "start_mlflow_server"]
@@ -19,7 +20,7 @@ __all__ = ["MlflowServer", "MlflowServerError", "start_mlflow_server"]
 _log = get_logger("mlflow_server")
 
 
-class MlflowServerError(RuntimeError):
+class MlflowServerError(FlopsError, RuntimeError):
     """Raised when the tracking server does not become healthy; carries its last output."""
 
 

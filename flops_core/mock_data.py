@@ -17,6 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from flops_core.errors import PermanentError
+
 __all__ = [
     "BUNDLED_DATASETS",
     "DATASET_FILE_SUFFIXES",
@@ -39,11 +41,11 @@ DATASET_FILE_SUFFIXES = (".parquet", ".pq", ".csv")
 _DIRICHLET_TRIES = 100
 
 
-class UnknownDatasetError(ValueError):
+class UnknownDatasetError(PermanentError, ValueError):
     """Raised when a dataset name is not one FLOps can load; lists the valid names."""
 
 
-class DatasetFileError(ValueError):
+class DatasetFileError(PermanentError, ValueError):
     """Raised when a dataset file is missing, unreadable, or neither parquet nor CSV."""
 
 

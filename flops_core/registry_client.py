@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from flops_core.closing import Closing
-from flops_core.errors import FlopsError
+from flops_core.errors import FlopsError, TemporaryError
 from flops_core.image_names import normalize_registry
 
 __all__ = [
@@ -35,10 +35,8 @@ class RegistryError(FlopsError):
     """Raised when the registry answers with an error (refused push, bad manifest); permanent."""
 
 
-class RegistryUnavailableError(RegistryError):
+class RegistryUnavailableError(RegistryError, TemporaryError):
     """Raised when the registry cannot be reached at all; retryable once it is started."""
-
-    retryable = True
 
     def __init__(self, registry: str, detail: str) -> None:
         super().__init__(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from flops_core.errors import PermanentError
 from flops_core.logs import get_logger
 from flops_core.model_manager_inspection import inspect_model_manager
 from flops_core.requirements.dependencies import (
@@ -70,7 +71,7 @@ class RepoProblem:
         return f"{self.message} [{self.code}]"
 
 
-class RepoContractError(Exception):
+class RepoContractError(PermanentError):
     """Raised by `RepoReport.raise_for_problems` when a checkout breaks the contract; permanent.
 
     Parameters

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from flops_core.errors import PermanentError
 from flops_core.flops_tree import RUNTIME_PACKAGES
 
 __all__ = ["UserCodeError", "call_user_code", "load_model_manager"]
@@ -24,7 +25,7 @@ _NOT_USER_CODE = (
 )
 
 
-class UserCodeError(Exception):
+class UserCodeError(PermanentError):
     """Raised when the repo's own code fails to import or raises while FLOps calls it."""
 
 

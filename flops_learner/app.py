@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import grpc
 
+from flops_core.errors import FlopsError
 from flops_core.events import EventReporter, EventType
 from flops_core.flower_client import grpc_error_detail, start_client_with_retry
 from flops_core.logs import get_logger
@@ -26,7 +27,7 @@ __all__ = ["LearnerError", "run_learner"]
 _log = get_logger("learner")
 
 
-class LearnerError(Exception):
+class LearnerError(FlopsError):
     """Raised when the learner cannot take part in training; the message is the reason."""
 
 

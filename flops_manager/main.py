@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from flops_core.errors import ConfigurationError
 from flops_core.logs import get_logger
 from flops_core.redact import redact_url
 from flops_manager.api import API_PREFIX, api_router, install_error_handlers
@@ -41,10 +42,6 @@ accepted too, as the original FLOps CLI sends it. The admin token is configured 
 with the `loc` of the field, e.g. `["body", "customer_id"]`. Every response carries an
 `X-Request-ID` header; a 500 names it so that the server log can be searched for it.
 """
-
-
-class ConfigurationError(ValueError):
-    """Raised by `create_app` when the settings cannot run a manager (no admin token)."""
 
 
 def open_database(settings: Settings) -> Database:

@@ -41,39 +41,43 @@ _START_HINT = "is `flops-data-server serve` running there and reachable?"
 
 
 class MLDataError(Exception):
-    """Base of every error the ML data client raises."""
+    """Base of every error the ML data client raises; `retryable` says if a retry may help.
+
+    A standalone tree, not a `flops_core.errors.FlopsError`: the SDK that ML repos import
+    imports nothing of FLOps (`tests/test_layers.py`), so it declares `retryable` itself.
+    """
 
     retryable: ClassVar[bool] = False
 
 
 class DataServerUnavailableError(MLDataError):
-    """The data server cannot be reached; retryable once it runs."""
+    """Raised when the data server cannot be reached; retryable once it runs."""
 
     retryable = True
 
 
 class DataServerRequestError(MLDataError):
-    """The data server rejected a request (bad name or criteria, or a server-side failure)."""
+    """Raised when the data server rejects a request (bad name or criteria, server failure)."""
 
 
 class DatasetNotFoundError(DataServerRequestError):
-    """The data server holds no dataset of the given name."""
+    """Raised when the data server holds no dataset of the given name."""
 
 
 class NoDataForTagsError(MLDataError):
-    """The data server holds no dataset with any of the requested data tags."""
+    """Raised when the data server holds no dataset with any of the requested data tags."""
 
 
 class SchemaMismatchError(MLDataError):
-    """The datasets matching the data tags have schemas that cannot be concatenated."""
+    """Raised when the datasets matching the data tags have schemas that cannot be joined."""
 
 
 class DataFileError(MLDataError):
-    """A file to push is missing, unreadable, or neither parquet nor CSV."""
+    """Raised when a file to push is missing, unreadable, or neither parquet nor CSV."""
 
 
 class InvalidRequestError(MLDataError):
-    """An address or data tag given to the client is malformed."""
+    """Raised when an address or data tag given to the client is malformed."""
 
 
 @dataclass(frozen=True)

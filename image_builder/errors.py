@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flops_core.errors import FlopsError
+from flops_core.errors import FlopsError, TemporaryError
 from flops_core.flops_tree import RuntimeSourceError
 from flops_core.registry_client import RegistryError, RegistryUnavailableError
 
@@ -31,7 +31,10 @@ class ImageBuilderError(FlopsError):
 
 
 class BuildStepError(ImageBuilderError):
-    """Raised by the build job when a step fails; names the step (`clone`, `build`, ...)."""
+    """Raised by the build job when a step fails; names the step (`clone`, `build`, ...).
+
+    It is as retryable as the error of the step (`cause`), which this instance copies.
+    """
 
     def __init__(self, step: str, cause: FlopsError) -> None:
         super().__init__(cause.reason, output=cause.output)
@@ -39,10 +42,8 @@ class BuildStepError(ImageBuilderError):
         self.retryable = cause.retryable
 
 
-class CloneError(ImageBuilderError):
+class CloneError(ImageBuilderError, TemporaryError):
     """Raised when the repo cannot be cloned or checked out at the commit; retryable."""
-
-    retryable = True
 
 
 class RepoCheckError(ImageBuilderError):
@@ -53,10 +54,8 @@ class DependencyResolutionError(ImageBuilderError):
     """Raised when pip cannot resolve the repo's dependencies with the runtime's; permanent."""
 
 
-class DependencyDownloadError(ImageBuilderError):
+class DependencyDownloadError(ImageBuilderError, TemporaryError):
     """Raised when pip cannot reach a package index while resolving; retryable."""
-
-    retryable = True
 
 
 class ContainerBuildError(ImageBuilderError):
@@ -67,7 +66,5 @@ class ModelSourceError(ImageBuilderError):
     """Raised when the model to serve cannot be found or read in MLflow; permanent."""
 
 
-class ModelSourceUnavailableError(ModelSourceError):
+class ModelSourceUnavailableError(ModelSourceError, TemporaryError):
     """Raised when the MLflow tracking server cannot be reached; retryable."""
-
-    retryable = True

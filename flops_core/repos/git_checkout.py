@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from flops_core.errors import PermanentError, TemporaryError
 from flops_core.logs import get_logger
 from flops_core.redact import redact_url
 from flops_core.repos.git_names import ref_problem, repo_url_problem
@@ -35,14 +36,12 @@ _SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
 _DATA_TRANSPORTS = frozenset({"https", "http", "ssh", "git"})
 
 
-class RepoPolicyError(ValueError):
+class RepoPolicyError(PermanentError, ValueError):
     """Raised when a repo URL is not allowed by the policy (scheme, local paths); permanent."""
 
 
-class RepoFetchError(RuntimeError):
+class RepoFetchError(TemporaryError, RuntimeError):
     """Raised when cloning or checking out fails; the message has git's words, no secrets."""
-
-    retryable = True
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import httpx
 from packaging.utils import canonicalize_name
 
 from flops_core.closing import Closing
+from flops_core.errors import FlopsError, TemporaryError
 from flops_core.logs import get_logger
 
 __all__ = ["PackageIndex", "PackageIndexError", "PackageIndexUnavailableError"]
@@ -22,11 +23,11 @@ _NOT_FOUND = frozenset({404, 410})
 _RETRYABLE = frozenset({429})
 
 
-class PackageIndexError(Exception):
+class PackageIndexError(FlopsError):
     """Raised when the index refuses a lookup for good (e.g. 401, 403); permanent."""
 
 
-class PackageIndexUnavailableError(PackageIndexError):
+class PackageIndexUnavailableError(PackageIndexError, TemporaryError):
     """Raised when the index is unreachable or answers 5xx/429 after all retries; retryable."""
 
 

@@ -15,6 +15,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from flops_core.errors import PermanentError
 from flops_core.logs import get_logger
 
 __all__ = [
@@ -36,7 +37,7 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _EGG = re.compile(r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
-class DependencyError(Exception):
+class DependencyError(PermanentError):
     """Base of the errors raised while reading a repo's dependencies; permanent."""
 
 
@@ -54,11 +55,11 @@ class DependencyFileError(DependencyError):
     """
 
     def __init__(self, file: str, line: int | None, reason: str) -> None:
+        where = f"{file}, line {line}" if line is not None else file
+        super().__init__(f"{where}: {reason}")
         self.file = file
         self.line = line
         self.reason = reason
-        where = f"{file}, line {line}" if line is not None else file
-        super().__init__(f"{where}: {reason}")
 
 
 @dataclass

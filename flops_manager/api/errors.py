@@ -3,9 +3,12 @@
 Every error a user sees goes through `ERROR_CATALOG`: an exception class (or a base class of
 it) maps to a status code and a message template. Templates are filled from the exception's
 attributes (`{token_id}`); `{exc}` stands for the exception's own message and is used only for
-classes whose messages are written to be shown (their docstrings say so). Anything not in the
-catalog is a bug: the user gets a 500 with a generic message and a request id, and the details
-go to the server log under that same id. Every response carries the id in `X-Request-ID`.
+classes whose messages are written to be shown (their docstrings say so). Families map through
+their base: every `TemporaryError` (a FLOps error that may go away when asked again, such as a
+service that is down or not yet started) is a 503 with its own message, which FLOps errors
+write to be shown. Anything not in the catalog is a bug: the user gets a 500 with a generic
+message and a request id, and the details go to the server log under that same id. Every
+response carries the id in `X-Request-ID`.
 """
 
 from __future__ import annotations
@@ -22,20 +25,13 @@ from pydantic.json_schema import models_json_schema
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flops_core.errors import PermanentError, TemporaryError
 from flops_core.logs import get_logger
 from flops_core.repos.git_checkout import RepoPolicyError
 from flops_manager.api.allowed_methods import AllowedMethodsMiddleware
-from flops_manager.lifecycle.embedded_stack import StackError
-from flops_manager.lifecycle.teardown import ServicesNotStoppedError
-from flops_manager.services.mock_datasets import DatasetUnavailableError
-from flops_manager.services.mock_jobs import (
-    MockDataCleanupError,
-    MockJobConflictError,
-    MockJobNotFoundError,
-)
+from flops_manager.services.mock_jobs import MockJobConflictError, MockJobNotFoundError
 from flops_manager.services.oakestra_auth import (
     InvalidOakestraTokenError,
-    OakestraUnavailableError,
     OakestraUserNotAllowedError,
 )
 from flops_manager.services.projects import ProjectConflictError, ProjectNotFoundError
@@ -63,38 +59,38 @@ _log = get_logger("manager.api")
 REQUEST_ID_HEADER = "X-Request-ID"
 
 
-class NotAuthenticatedError(Exception):
+class NotAuthenticatedError(PermanentError):
     """Raised when a request has no token or an unknown or revoked one; the message is safe."""
 
 
-class PermissionDeniedError(Exception):
+class PermissionDeniedError(PermanentError):
     """Raised when a valid token may not do what the request asks; the message is safe."""
 
 
-class ManagerNotReadyError(Exception):
+class ManagerNotReadyError(TemporaryError):
     """Raised when a request arrives before the manager's database is open; retryable."""
 
 
 #: Exception class -> (HTTP status, safe message template). Subclasses inherit their base's
-#: entry; later parts of the manager add their exceptions here.
+#: entry (the nearest in their MRO wins); later parts of the manager add their exceptions here.
 ERROR_CATALOG: dict[type[Exception], tuple[int, str]] = {
+    # Who is asking: no or a bad token (401), a token that may not do this (403).
     NotAuthenticatedError: (401, "{exc}"),
     InvalidOakestraTokenError: (401, "{exc}"),
     PermissionDeniedError: (403, "{exc}"),
     OakestraUserNotAllowedError: (403, "{exc}"),
-    OakestraUnavailableError: (503, "{exc}"),
+    # What the request names: missing (404), invalid (422), not in a fitting state (409).
     TokenNotFoundError: (404, "API token {token_id} not found"),
+    ProjectNotFoundError: (404, "project {project_id} not found"),
+    MockJobNotFoundError: (404, "mock-data job {job_id} not found"),
     InvalidCustomerIdError: (422, "{exc}"),
     RepoPolicyError: (422, "{exc}"),
-    ProjectNotFoundError: (404, "project {project_id} not found"),
     ProjectConflictError: (409, "{exc}"),
-    MockJobNotFoundError: (404, "mock-data job {job_id} not found"),
     MockJobConflictError: (409, "{exc}"),
-    MockDataCleanupError: (503, "{exc}"),
-    DatasetUnavailableError: (503, "{exc}"),
-    ServicesNotStoppedError: (503, "{exc}"),
-    StackError: (503, "{exc}"),
+    # Retryable (503): the Oakestra root, the embedded stack, a data server, the hub, a
+    # service that would not stop; the manager itself while it starts or stops.
     ManagerNotReadyError: (503, "the manager is starting or stopping; try again shortly"),
+    TemporaryError: (503, "{exc}"),
 }
 
 

@@ -26,6 +26,8 @@ import hashlib
 import re
 from collections.abc import Sequence
 
+from flops_core.errors import PermanentError
+
 __all__ = [
     "DATA_TAG_MAX_LENGTH",
     "DATA_TAG_PATTERN",
@@ -52,7 +54,7 @@ _MAX_NAMESPACE = 64
 _HASHED_PREFIX = 40
 
 
-class DataTagError(ValueError):
+class DataTagError(PermanentError, ValueError):
     """Raised when a data tag is not `TAG` or `shared:TAG`, or a customer id is empty."""
 
 

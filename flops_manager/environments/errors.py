@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flops_core.errors import FlopsError, TemporaryError
+
 __all__ = [
     "EnvironmentBuildError",
     "PackageDownloadError",
@@ -13,7 +15,7 @@ __all__ = [
 ]
 
 
-class EnvironmentBuildError(Exception):
+class EnvironmentBuildError(FlopsError):
     """Base of every failure to build an environment; the message is safe to show to users.
 
     Parameters
@@ -23,15 +25,14 @@ class EnvironmentBuildError(Exception):
     dependency_file : str | None
         The repo's dependency file the environment was built from, when known.
     output_tail : str
-        The last lines of the failed command's output (credentials redacted), or "".
+        The last lines of the failed command's output (credentials redacted), or "";
+        `output` has the same lines as a list.
     """
-
-    retryable = False
 
     def __init__(
         self, message: str, *, dependency_file: str | None = None, output_tail: str = ""
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, output=output_tail.splitlines())
         self.dependency_file = dependency_file
         self.output_tail = output_tail
 
@@ -40,16 +41,12 @@ class RequirementsConflictError(EnvironmentBuildError):
     """Raised when pip cannot satisfy the requirements (conflict, no such package); permanent."""
 
 
-class PackageDownloadError(EnvironmentBuildError):
+class PackageDownloadError(EnvironmentBuildError, TemporaryError):
     """Raised when pip cannot reach a package index or download a file; retryable."""
 
-    retryable = True
 
-
-class PipTimeoutError(EnvironmentBuildError):
+class PipTimeoutError(EnvironmentBuildError, TemporaryError):
     """Raised when `pip install` runs longer than the builder's `pip_timeout`; retryable."""
-
-    retryable = True
 
 
 class UnsupportedDependenciesError(EnvironmentBuildError):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from flops_core.errors import TemporaryError
 from flops_core.logs import get_logger
 from flops_manager.lifecycle.stack_leftovers import port_problem, stop_leftovers
 from flops_manager.orchestrators import Orchestrator, RestartPolicy, ServiceSpec, ServiceStatus
@@ -32,7 +33,7 @@ _log = get_logger("manager.stack")
 _PROBE_S = 2.0  # one health probe's limit
 
 
-class StackError(RuntimeError):
+class StackError(TemporaryError, RuntimeError):
     """Raised when MLflow or a data server does not come up or answer; the message says which
     (with its address) and why, and is safe to show users."""
 

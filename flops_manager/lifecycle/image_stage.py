@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flops_core.errors import FlopsError
 from flops_core.flops_tree import RUNTIME_LABEL, RuntimeSourceError, locate_flops_tree
 from flops_core.image_names import image_refs
 from flops_core.logs import get_logger
@@ -36,8 +37,8 @@ _POLL_S = 0.5
 DEFAULT_BASE = "flops/debian-python:bookworm"
 
 
-class BuildFailure(Exception):
-    """The project's images could not be built or found; the message is for the user."""
+class BuildFailure(FlopsError):
+    """Raised when the project's images cannot be built or found; the message is for the user."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from flops_core.closing import Closing
+from flops_core.errors import TemporaryError
 
 __all__ = ["MlflowSession", "MlflowUnavailable", "experiment_name"]
 
@@ -24,7 +25,7 @@ def experiment_name(project_id: str) -> str:
     return f"flops-{project_id}"
 
 
-class MlflowUnavailable(Exception):
+class MlflowUnavailable(TemporaryError):
     """Raised when MLflow does not answer in time or answers with an error; says which, no URL."""
 
 

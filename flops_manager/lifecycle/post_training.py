@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from flops_core.errors import FlopsError
 from flops_core.image_names import inference_image_ref
 from flops_core.logs import get_logger
 from flops_manager.lifecycle.image_stage import BuildFailure, ImageSettings, ImageStage
@@ -54,8 +55,8 @@ _READY_TIMEOUT_S = 300.0
 _INFERENCE_MEMORY_MB = 1024
 
 
-class PostTrainingFailure(Exception):
-    """A post-training step failed; the message says which and why."""
+class PostTrainingFailure(FlopsError):
+    """Raised when a post-training step fails; the message says which and why."""
 
 
 @dataclass

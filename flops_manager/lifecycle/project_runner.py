@@ -40,7 +40,7 @@ _log = get_logger("manager.runner")
 
 
 class _Cancelled(Exception):
-    pass
+    """Raised inside the runner's thread when the project is cancelled; never leaves it."""
 
 
 class ProjectRunner(threading.Thread):

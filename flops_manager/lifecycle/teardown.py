@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from flops_core.errors import TemporaryError
 from flops_core.logs import get_logger
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.orchestrators import Orchestrator
@@ -17,7 +18,7 @@ _log = get_logger("manager.lifecycle")
 UNDEPLOY_TIMEOUT_S = 10.0
 
 
-class ServicesNotStoppedError(Exception):
+class ServicesNotStoppedError(TemporaryError):
     """Raised when services a user asked to stop could not be undeployed (retry later)."""
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flops_core.errors import FlopsError
 from flops_manager.lifecycle.learner_shortfall import LearnerGroup, LearnerShortfall
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.orchestrators import Orchestrator, ServiceState, ServiceStatus
@@ -25,8 +26,8 @@ _POLL_S = 0.5
 _EXIT_GRACE_S = 20.0
 
 
-class ProjectFailure(Exception):
-    """Ends a project as `failed`; the message is the reason users see."""
+class ProjectFailure(FlopsError):
+    """Raised to end a project as `failed` while it trains; the message is the reason users see."""
 
 
 @dataclass

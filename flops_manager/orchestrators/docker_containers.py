@@ -29,7 +29,7 @@ _log = get_logger("manager.orchestrator")
 
 
 class _CannotApplyCaps(Exception):
-    """The daemon could not give a privileged container all capabilities."""
+    """Raised inside the backend when the daemon cannot give a container all capabilities."""
 
 
 class DockerContainers:

@@ -35,7 +35,7 @@ TOKEN_REUSE_S = 9 * 60.0
 
 
 class OakestraHTTPError(OrchestratorError):
-    """Oakestra refused a request (4xx other than an expired token); not retried."""
+    """Raised when Oakestra refuses a request (4xx other than an expired token); not retried."""
 
     def __init__(self, method: str, path: str, status: int, detail: str) -> None:
         super().__init__(f"Oakestra answered {method} {path} with HTTP {status}: {detail}")

@@ -11,6 +11,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from flops_core.closing import Closing
+from flops_core.errors import FlopsError, TemporaryError
 from flops_manager.orchestrators.service_spec import ServiceSpec
 
 __all__ = [
@@ -29,10 +30,8 @@ __all__ = [
 ]
 
 
-class OrchestratorError(Exception):
+class OrchestratorError(FlopsError):
     """Base of every orchestrator failure; `retryable` says whether a retry may succeed."""
-
-    retryable: ClassVar[bool] = False
 
 
 class ServiceNotFoundError(OrchestratorError):
@@ -43,10 +42,8 @@ class DeployError(OrchestratorError):
     """Raised when a spec cannot be deployed as given, e.g. command not found (permanent)."""
 
 
-class OrchestratorUnavailableError(OrchestratorError):
+class OrchestratorUnavailableError(OrchestratorError, TemporaryError):
     """Raised when the orchestrator cannot be reached or is busy; retry with backoff."""
-
-    retryable = True
 
 
 class ServiceStatus(StrEnum):

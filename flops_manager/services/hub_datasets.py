@@ -34,6 +34,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flops_core.errors import FlopsError, TemporaryError
 from flops_core.logs import get_logger
 from flops_manager.core.config import Settings
 
@@ -63,7 +64,7 @@ _UNREACHABLE_CODE = 3
 _log = get_logger("manager.hub")
 
 
-class HubDatasetError(ValueError):
+class HubDatasetError(FlopsError, ValueError):
     """Raised when a hub dataset cannot be used; the message is safe to show and names it."""
 
 
@@ -71,10 +72,8 @@ class HubDatasetNotFoundError(HubDatasetError):
     """Raised when the hub answers that it has no such dataset (or will not show it)."""
 
 
-class HubUnavailableError(HubDatasetError):
+class HubUnavailableError(HubDatasetError, TemporaryError):
     """Raised when the hub cannot be reached (or access is offline); retryable, a 503."""
-
-    retryable = True
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from flops_core.errors import PermanentError, TemporaryError
 from flops_core.mock_data import (
     BUNDLED_DATASETS,
     DATASET_FILE_SUFFIXES,
@@ -54,7 +55,7 @@ __all__ = [
 _DATASET_FIELD = ("body", "mock_data_configuration", "dataset_name")
 
 
-class InvalidMockDataError(ValueError):
+class InvalidMockDataError(PermanentError, ValueError):
     """Raised when a mock-data request names an unusable dataset; the message is safe to show.
 
     Parameters
@@ -71,7 +72,7 @@ class InvalidMockDataError(ValueError):
         self.loc = loc
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(TemporaryError, RuntimeError):
     """Raised when the named dataset is on a hub that cannot be reached now; safe, retryable.
 
     Parameters

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from flops_core.errors import PermanentError, TemporaryError
 from flops_manager.core.data_tags import SHARED_PREFIX, is_shared, stored_data_tag
 from flops_manager.db.models import MockDataJob, MockDataJobEvent, iso_utc
 from flops_manager.schemas.mock_data import ACTIVE_MOCK_STATES, MockDataRequest, MockJobState
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 
-class MockJobNotFoundError(LookupError):
+class MockJobNotFoundError(PermanentError, LookupError):
     """Raised when a mock-data job does not exist or belongs to another customer."""
 
     def __init__(self, job_id: str) -> None:
@@ -33,11 +34,11 @@ class MockJobNotFoundError(LookupError):
         self.job_id = job_id
 
 
-class MockJobConflictError(RuntimeError):
+class MockJobConflictError(PermanentError, RuntimeError):
     """Raised when a request does not fit the job's state (delete a deleted job); safe message."""
 
 
-class MockDataCleanupError(RuntimeError):
+class MockDataCleanupError(TemporaryError, RuntimeError):
     """Raised when pushed partitions cannot be dropped (data server unreachable); retryable."""
 
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 from sqlalchemy import select
 
+from flops_core.errors import FlopsError
 from flops_core.logs import get_logger
 from flops_core.mock_data import (
     label_histogram,
@@ -200,7 +201,8 @@ class MockJobs:
                 if isinstance(e, MLDataError | StackError | ValueError)
                 else (f"{type(e).__name__}: {e}")
             )
-            retryable = isinstance(e, StackError) or getattr(e, "retryable", False) is True
+            # FLOps errors and the SDK's data-client errors (a tree of its own) say it.
+            retryable = isinstance(e, FlopsError | MLDataError) and e.retryable
             _log.warning("mock-data job %s failed: %s", job_id, reason)
             self._drop(job_id, pushed, best_effort=True)
             self._transition(job_id, MockJobState.FAILED, f"failed: {reason}")

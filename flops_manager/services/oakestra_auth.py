@@ -26,6 +26,7 @@ from urllib.parse import quote
 import httpx
 import jwt
 
+from flops_core.errors import FlopsError, TemporaryError
 from flops_core.logs import get_logger
 from flops_core.redact import redact_url
 from flops_manager.core.config import Settings
@@ -52,7 +53,7 @@ _CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
 _REJECTED = frozenset({400, 401, 403, 404, 422})
 
 
-class OakestraAuthError(Exception):
+class OakestraAuthError(FlopsError):
     """Base of the errors of checking an Oakestra token; every message is safe to show."""
 
 
@@ -74,7 +75,7 @@ class OakestraUserNotAllowedError(OakestraAuthError):
     """Raised when a valid Oakestra user cannot act as a FLOps customer (its name); permanent."""
 
 
-class OakestraUnavailableError(OakestraAuthError):
+class OakestraUnavailableError(OakestraAuthError, TemporaryError):
     """Raised when the Oakestra root cannot confirm a token (down, 5xx, odd reply); retryable."""
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flops_core.api_tokens import generate_token, hash_token, tokens_match
+from flops_core.errors import PermanentError
 from flops_core.redact import redact_url
 from flops_core.vocabulary import FINAL_STATES
 from flops_manager.db import Project, ProjectEvent
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 
-class ProjectNotFoundError(LookupError):
+class ProjectNotFoundError(PermanentError, LookupError):
     """Raised when a project does not exist or belongs to another customer."""
 
     def __init__(self, project_id: str) -> None:
@@ -41,7 +42,7 @@ class ProjectNotFoundError(LookupError):
         self.project_id = project_id
 
 
-class ProjectConflictError(RuntimeError):
+class ProjectConflictError(PermanentError, RuntimeError):
     """Raised when a request does not fit the project's state (e.g. cancel a finished one)."""
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flops_core.api_tokens import generate_token, hash_token, tokens_match
+from flops_core.errors import PermanentError
 from flops_core.logs import get_logger
 from flops_manager.db import ApiToken
 from flops_manager.db.models import utcnow
@@ -38,7 +39,7 @@ CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$"
 _CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
 
 
-class TokenError(Exception):
+class TokenError(PermanentError):
     """Base of the token service's errors; each message is safe to show to the caller."""
 
 

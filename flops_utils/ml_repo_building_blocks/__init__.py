@@ -45,7 +45,7 @@ logger = logging.getLogger("flops.ml_repo_building_blocks")
 
 
 class DataSourceNotConfiguredError(MLDataError):
-    """`load_dataset()` was called before `configure_data_source()`."""
+    """Raised when `load_dataset()` is called before `configure_data_source()`."""
 
 
 #: Seconds `load_dataset()` may take to fetch one dataset before it fails naming the server.
