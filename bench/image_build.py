@@ -52,6 +52,7 @@ from unittest import mock
 import httpx
 from _common import ROOT, median
 
+from flops_core.commands import run_command
 from flops_core.events import EventReporter
 from flops_core.flops_tree import RUNTIME_PACKAGES, locate_flops_tree
 from flops_core.image_names import normalize_registry
@@ -63,7 +64,6 @@ from image_builder.buildah import CA_BUNDLE_TARGET, Buildah, BuildahSettings, Bu
 from image_builder.cli import default_base_image
 from image_builder.flavors import FLAVORS
 from image_builder.pip_resolver import PipSettings
-from image_builder.process_runner import stream_command
 
 EXAMPLE = ROOT / "examples" / "sklearn-digits"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -304,7 +304,7 @@ def run_naive(bench: Bench, commit: str, label: str) -> Build:
     lines: list[tuple[float, str]] = []
     started = time.monotonic()
     try:
-        built = stream_command(
+        built = run_command(
             [*command, str(context)],
             timeout=7200,
             on_line=lambda line: lines.append((time.monotonic(), line)),
@@ -312,9 +312,7 @@ def run_naive(bench: Bench, commit: str, label: str) -> Build:
             env=bench.storage.env(),
         )
         if built.returncode != 0:
-            raise RuntimeError(
-                f"naive build {label} failed (log {log}):\n" + "\n".join(built.tail())
-            )
+            raise RuntimeError(f"naive build {label} failed (log {log}):\n" + built.tail())
         build_seconds = time.monotonic() - started
         steps = Steps.of(lines, time.monotonic())
         digest = adapter.push_manifest(

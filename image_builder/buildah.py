@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flops_core.commands import CommandResult, CommandTimeoutError, run_command
 from flops_core.logs import get_logger
 from image_builder.errors import ContainerBuildError, RegistryError, RegistryUnavailableError
 from image_builder.pip_resolver import relevant_pip_lines
-from image_builder.process_runner import StreamedResult, StreamTimeoutError, stream_command
 
 __all__ = ["CA_BUNDLE_TARGET", "BuildOutput", "Buildah", "BuildahSettings"]
 
@@ -173,7 +173,7 @@ class Buildah:
             detail = _error_line(result)
             if _UNREACHABLE.search(detail):
                 raise RegistryUnavailableError(registry, detail)
-            raise RegistryError(f"pushing {ref} failed: {detail}", output=result.tail())
+            raise RegistryError(f"pushing {ref} failed: {detail}", output=result.tail_lines())
         return digest_file.read_text(encoding="utf-8").strip()
 
     def remove_manifest(self, manifest: str) -> None:
@@ -233,16 +233,16 @@ class Buildah:
             command += ["--storage-driver", self.settings.storage_driver]
         return command
 
-    def _run(self, command: list[str], timeout: float, what: str) -> StreamedResult:
+    def _run(self, command: list[str], timeout: float, what: str) -> CommandResult:
         try:
-            return stream_command(
+            return run_command(
                 command,
                 timeout=timeout,
                 on_line=self._on_line,
                 log_file=self._log_file,
                 env=self.settings.environment,
             )
-        except StreamTimeoutError as e:
+        except CommandTimeoutError as e:
             raise ContainerBuildError(
                 f"buildah {what} ran longer than {timeout:g} s", output=e.lines[-20:]
             ) from e
@@ -252,8 +252,8 @@ class Buildah:
             ) from e
 
 
-def _error_line(result: StreamedResult) -> str:
+def _error_line(result: CommandResult) -> str:
     errors = [line for line in result.lines if line.lower().startswith(("error", "level=error"))]
-    line = errors[-1] if errors else (result.tail(1) or [f"exit code {result.returncode}"])[0]
+    line = errors[-1] if errors else (result.tail_lines(1) or [f"exit code {result.returncode}"])[0]
     line = line.removeprefix("Error: ").removeprefix("error: ").strip()
     return line if len(line) <= 400 else line[:397] + "..."

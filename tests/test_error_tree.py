@@ -32,8 +32,6 @@ DECLARES_RETRYABLE = frozenset({"flops_core/errors.py", "flops_utils/ml_data_cli
 #: Exceptions that stay outside the tree, and why.
 OUTSIDE = {
     "BodyTooLargeError": "an HTTPException that FastAPI answers itself with 413",
-    "CommandTimeoutError": "the command runners are being merged into one; its error with them",
-    "StreamTimeoutError": "the command runners are being merged into one; its error with them",
 }
 _BUILTIN_ERRORS = frozenset(
     name

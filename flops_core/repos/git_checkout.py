@@ -19,11 +19,11 @@ import functools
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from flops_core.commands import CommandTimeoutError, run_command
 from flops_core.errors import PermanentError, TemporaryError
 from flops_core.logs import get_logger
 from flops_core.redact import redact_url
@@ -156,18 +156,16 @@ def fetch_repo(
 
 def _git(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float, safe_url: str) -> str:
     try:
-        result = subprocess.run(
-            ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-        )
+        result = run_command(["git", *args], timeout=timeout, merge_output=False, cwd=cwd, env=env)
     except FileNotFoundError as e:
         raise RepoFetchError("git is not installed on the manager's host") from e
-    except subprocess.TimeoutExpired as e:
+    except CommandTimeoutError as e:
         raise RepoFetchError(f"git {args[0]} of {safe_url} took longer than {timeout:g} s") from e
     if result.returncode != 0:
-        lines = [redact_url(line) for line in result.stderr.strip().splitlines()[-5:]]
+        lines = [redact_url(line) for line in result.errors.strip().splitlines()[-5:]]
         detail = "; ".join(line for line in lines if line) or f"exit code {result.returncode}"
         raise RepoFetchError(f"git {args[0]} of {safe_url} failed: {detail}")
-    return result.stdout
+    return result.output
 
 
 def _split_credentials(url: str) -> tuple[str, dict[str, str]]:

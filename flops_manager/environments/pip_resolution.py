@@ -19,7 +19,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from flops_core.commands import CommandTimeoutError, redact_text, run_command
+from flops_core.commands import CommandTimeoutError, run_command
 from flops_core.logs import get_logger
 from flops_manager.environments.errors import (
     PackageDownloadError,
@@ -160,7 +160,6 @@ class PipResolver:
             *args,
             *self._pip_args,
         ]
-        _logger.debug("running %s", redact_text(" ".join(command)))
         try:
             result = run_command(command, timeout=self._timeout)
         except CommandTimeoutError as e:

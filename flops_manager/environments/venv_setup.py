@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from flops_core.commands import CommandTimeoutError, redact_text, run_command
+from flops_core.commands import CommandTimeoutError, run_command
 from flops_core.logs import get_logger
 from flops_manager.environments.errors import (
     EnvironmentBuildError,
@@ -151,7 +151,6 @@ def pip_install(
         *("-r", str(requirements_file), "-c", str(constraints_file)),
         *pip_args,
     ]
-    _logger.debug("running %s", redact_text(" ".join(command)))
     try:
         result = run_command(command, timeout=timeout)
     except CommandTimeoutError as e:

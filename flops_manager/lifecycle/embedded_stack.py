@@ -18,10 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-
 from flops_core.errors import TemporaryError
 from flops_core.logs import get_logger
+from flops_core.mlflow_server import check_mlflow, mlflow_server_launch
 from flops_manager.lifecycle.stack_leftovers import port_problem, stop_leftovers
 from flops_manager.orchestrators import Orchestrator, RestartPolicy, ServiceSpec, ServiceStatus
 from flops_utils.ml_data_client import MLDataClient, MLDataError
@@ -127,11 +126,7 @@ class EmbeddedStack:
         return answer
 
     def _check_tracking(self) -> tuple[bool, str]:
-        try:
-            ok = httpx.get(f"{self.tracking_url}/health", timeout=_PROBE_S).status_code == 200
-        except httpx.HTTPError as e:
-            return False, f"MLflow at {self.tracking_url} is not answering ({type(e).__name__})"
-        return ok, f"MLflow at {self.tracking_url}" + ("" if ok else " is unhealthy")
+        return check_mlflow(self.tracking_url, timeout=_PROBE_S)
 
     def stop(self) -> None:
         """Undeploy the shared services."""
@@ -161,28 +156,14 @@ class EmbeddedStack:
         store.mkdir(parents=True, exist_ok=True)
         specs: dict[str, ServiceSpec] = {}
         if self.external_tracking_uri is None:
+            launch = mlflow_server_launch(store, port=self.mlflow_port, python=python)
             specs["mlflow"] = ServiceSpec(
                 name="mlflow",
                 project_id=SYSTEM_PROJECT,
                 role="mlflow",
                 restart=restart,
-                command=[
-                    python,
-                    "-m",
-                    "mlflow",
-                    "server",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.mlflow_port),
-                    "--workers",
-                    "1",
-                    "--backend-store-uri",
-                    f"sqlite:///{store / 'mlflow.db'}",
-                    "--artifacts-destination",
-                    str(store / "artifacts"),
-                ],
-                env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+                command=list(launch.command),
+                env=dict(launch.env),
             )
         for node in range(self.nodes):
             folder = self.data_dir / "nodes" / f"node{node}" / "ml_data"

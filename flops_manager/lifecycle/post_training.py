@@ -19,7 +19,6 @@ and as `post_training_step` events.
 from __future__ import annotations
 
 import queue
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from flops_core.commands import CommandTimeoutError, run_command
 from flops_core.errors import FlopsError
 from flops_core.image_names import inference_image_ref
 from flops_core.logs import get_logger
@@ -143,21 +143,21 @@ class PostTraining:
             "print(m.metadata.flavors and ','.join(sorted(m.metadata.flavors)))"
         )
         try:
-            done = subprocess.run(
-                [str(python), "-c", check, uri], capture_output=True, text=True, timeout=300,
+            done = run_command(
+                [str(python), "-c", check, uri], timeout=300, merge_output=False,
                 env={"MLFLOW_TRACKING_URI": self.tracking_url, "PATH": "/usr/bin:/bin"},
             )  # fmt: skip
-        except subprocess.TimeoutExpired as e:
+        except CommandTimeoutError as e:
             raise PostTrainingFailure(f"loading {uri} took more than 300 s") from e
         if done.returncode != 0:
-            tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+            tail = " | ".join(done.errors.strip().splitlines()[-3:])
             raise PostTrainingFailure(f"the project's environment cannot load {uri}: {tail}")
         _add_uvicorn_launcher(self.environment)
         return {
             "model_uri": uri,
             "version": str(model.get("version")),
             "environment": str(self.environment),
-            "flavors": done.stdout.strip(),
+            "flavors": done.output.strip(),
         }
 
     def _build_image(self, uri: str, model: dict[str, Any]) -> dict[str, Any]:
