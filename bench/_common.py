@@ -1,22 +1,30 @@
-"""Helpers the benchmarks share: child processes, free ports, an event receiver, demo data."""
+"""Helpers the benchmarks share: child processes, free ports, an event receiver, demo data.
+
+Waiting for a condition and starting a manager are the tests' helpers (`tests.wait`,
+`tests.flops_manager.api.manager_process`); `_repo` puts the repository root on `sys.path`
+for them.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _repo
+
 from flops_core.mock_data import load_bundled_dataset, partition_iid
 from flops_utils.ml_data_client import MLDataClient
+from tests.wait import WaitFailed, eventually
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = _repo.ROOT
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -52,16 +60,15 @@ def free_port() -> int:
 
 def wait_for_port(proc: Proc, port: int, timeout: float = 60.0) -> None:
     """Wait until `proc` accepts TCP connections on 127.0.0.1:`port`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.process.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited before listening:\n{proc.tail()}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{proc.name} not listening on {port} after {timeout:g} s")
-        time.sleep(0.05)
+    eventually(
+        lambda: _accepts(port), f"{proc.name} listening on {port}", timeout, interval=0.05,
+        give_up=lambda: None if proc.running else f"it exited:\n{proc.tail()}",
+    )  # fmt: skip
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def median(values: Sequence[float]) -> float:
@@ -85,6 +92,11 @@ class Proc:
             raise RuntimeError(
                 f"{self.name} still running after {timeout:g} s:\n{self.tail()}"
             ) from e
+
+    @property
+    def running(self) -> bool:
+        """Whether the process has not exited yet."""
+        return self.process.poll() is None
 
     def tail(self, lines: int = 15) -> str:
         """The last lines of the process' output."""
@@ -128,9 +140,11 @@ class Processes:
                 _signal(proc.process.pid, sig, group=True)
             for pid in pids:
                 _signal(pid, sig, group=False)
-            deadline = time.monotonic() + 5
-            while any(p.process.poll() is None for p in live) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            with contextlib.suppress(WaitFailed):  # then SIGKILL, or leave what is left
+                eventually(
+                    lambda: not any(p.running for p in live), "the children ended", 5,
+                    interval=0.1,
+                )  # fmt: skip
         self.started.clear()
 
 
@@ -174,19 +188,19 @@ def start_data_server(procs: Processes, partitions: int) -> str:
          "--port", str(port), "--data-dir", str(procs.workdir / "ml-data")],
     )  # fmt: skip
     address = f"grpc://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.process.poll() is not None:
-            raise RuntimeError(f"the data server exited:\n{proc.tail()}")
-        with MLDataClient(address, timeout=2.0) as client:
-            try:
-                client.list_datasets([])
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-                continue
-            parts = partition_iid(load_bundled_dataset("digits"), partitions, seed=1)
-            for i, part in enumerate(parts):
-                client.push_table(f"digits-{i}", part)
-            return address
+    eventually(
+        lambda: _serving(address), f"the data server answering at {address}", 30,
+        interval=0.2, retry_on=(Exception,),
+        give_up=lambda: None if proc.running else f"it exited:\n{proc.tail()}",
+    )  # fmt: skip
+    with MLDataClient(address, timeout=2.0) as client:
+        parts = partition_iid(load_bundled_dataset("digits"), partitions, seed=1)
+        for i, part in enumerate(parts):
+            client.push_table(f"digits-{i}", part)
+    return address
+
+
+def _serving(address: str) -> bool:
+    with MLDataClient(address, timeout=2.0) as client:
+        client.list_datasets([])
+    return True

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import random
@@ -44,11 +43,13 @@ from tempfile import mkdtemp
 from typing import Any
 
 import httpx
-from _common import ROOT, Proc, Processes, child_env, wait_for_port
+from _common import ROOT, child_env
+
+from tests.flops_manager.api.manager_process import FINAL, ManagerProcess
+from tests.wait import eventually
 
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-FINAL_STATES = {"completed", "failed", "cancelled"}
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -80,15 +81,6 @@ def _stat(pid: int) -> list[str]:
 def _server_cpu(pid: int) -> float:
     """User + system CPU seconds of process `pid` (all its threads) so far."""
     return sum(int(ticks) for ticks in _stat(pid)[11:13]) / TICK
-
-
-def _kill_group(pgid: int, start_ticks: int | None) -> None:
-    """SIGKILL group `pgid`, unless a process started at another time now has that id."""
-    with contextlib.suppress(OSError):  # no such process: the group's leader is gone
-        if int(_stat(pgid)[19]) != start_ticks:
-            return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def _free_ports(count: int) -> int:
@@ -160,40 +152,18 @@ def seed_projects(data_dir: Path, count: int) -> None:
         database.close()
 
 
-def start_manager(procs: Processes, data_dir: Path) -> tuple[Proc, str]:
-    """Start `python -m flops_manager`; return it and its URL once `/health` answers 200."""
+def start_manager(workdir: Path, env: dict[str, str]) -> ManagerProcess:
+    """Start `python -m flops_manager` in `workdir` with `env`; return it once healthy.
+
+    Its data directory is `workdir/data` (seeded before), its log `workdir/manager.log`.
+    """
     port = _free_ports(5)  # the API, MLflow, then one data server for each of the 3 nodes
-    proc = procs.start(
-        "manager", [sys.executable, "-m", "flops_manager"],
-        FLOPS_ADMIN_TOKEN=ADMIN_TOKEN, FLOPS_HOST="127.0.0.1", FLOPS_PORT=str(port),
-        FLOPS_DATA_DIR=str(data_dir), FLOPS_MLFLOW_PORT=str(port + 1),
-        FLOPS_DATA_SERVER_PORT=str(port + 2), FLOPS_LOCAL_NODES="3",
-        FLOPS_ALLOW_LOCAL_REPOS="true",
+    manager = ManagerProcess(
+        workdir, **env, FLOPS_ADMIN_TOKEN=ADMIN_TOKEN, FLOPS_PORT=str(port),
+        FLOPS_MLFLOW_PORT=str(port + 1), FLOPS_DATA_SERVER_PORT=str(port + 2),
     )  # fmt: skip
-    wait_for_port(proc, port, timeout=120)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while httpx.get(f"{url}/api/flops/health", timeout=5).status_code != 200:
-        if time.monotonic() > deadline or proc.process.poll() is not None:
-            raise RuntimeError(f"the manager did not become healthy:\n{proc.tail()}")
-        time.sleep(0.2)
-    return proc, url
-
-
-def stop_manager(proc: Proc, data_dir: Path) -> None:
-    """SIGTERM the manager's group and wait; then SIGKILL it and every recorded service group."""
-    ticks = int(_stat(proc.process.pid)[19]) if proc.process.poll() is None else None
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.process.wait(30)  # uvicorn first waits for the requests in progress
-    _kill_group(proc.process.pid, ticks)
-    for record in (data_dir / "services").glob("*/service.json"):
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            service = json.loads(record.read_text())
-            _kill_group(int(service["pgid"]), service.get("start_ticks"))
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.process.wait(10)
+    manager.start(timeout=240)
+    return manager
 
 
 def create_project(url: str, workdir: Path, *, wait: bool, timeout: float) -> dict[str, Any]:
@@ -213,13 +183,11 @@ def create_project(url: str, workdir: Path, *, wait: bool, timeout: float) -> di
                     "data_tags": ["digits"], "training_rounds": 3, "min_available_clients": 3,
                     "min_fit_clients": 3, "min_evaluate_clients": 3}}  # fmt: skip
         project_id = api.post("/projects", json=body).raise_for_status().json()["id"]
-        deadline = time.monotonic() + timeout
-        project: dict[str, Any] = api.get(f"/projects/{project_id}").json()
-        while wait and project["state"] not in FINAL_STATES:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"project {project_id} not finished after {timeout:g} s")
-            time.sleep(1.0)
-            project = api.get(f"/projects/{project_id}").json()
+        project: dict[str, Any] = eventually(
+            lambda: api.get(f"/projects/{project_id}").json(),
+            f"project {project_id} finished", timeout, interval=1.0,
+            until=lambda project: not wait or project["state"] in FINAL,
+        )  # fmt: skip
     if wait and project["state"] != "completed":
         raise RuntimeError(f"project {project_id} ended {project['state']}: {project['message']}")
     return project
@@ -338,14 +306,14 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> bool:
     env = {k: v for k, v in child_env(native_threads=1).items() if not k.startswith("FLOPS_")}
     # PYTHONPATH first: `PYTHONPATH=<other checkout>` measures that checkout's manager.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(ROOT)]))
-    procs = Processes(workdir, env)
     data_dir = workdir / "data"
-    manager: Proc | None = None
+    manager: ManagerProcess | None = None
     try:
         print(f"writing {args.projects} finished projects into the database ...")
         seed_projects(data_dir, args.projects)
         print("starting the manager ...")
-        manager, url = start_manager(procs, data_dir)
+        manager = start_manager(workdir, env)
+        url = manager.url
         how = "created, not awaited" if args.skip_project else "running it to completed"
         print(f"pushing mock data, creating a project (3 learners, 3 rounds; {how}) ...")
         project = create_project(
@@ -378,14 +346,14 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> bool:
             "then /health ..."
         )
         cpu = time.process_time()
+        assert manager.process is not None
         asyncio.run(load(url, manager.process.pid, endpoints, args))
         # Apart: its slow waves would leave idle connections that uvicorn closes after 5 s.
         asyncio.run(load(url, manager.process.pid, [health], args))
         client_cpu = time.process_time() - cpu
     finally:
         if manager is not None:
-            stop_manager(manager, data_dir)
-        procs.stop_all()
+            manager.stop(grace=30)  # uvicorn first waits for the requests in progress
     report([*endpoints, amid, health], singles, client_cpu, workdir / "manager.log")
     print(f"total benchmark time: {time.monotonic() - started:.0f} s")
     if failed := any(e.errors for e in [*endpoints, amid, health, *singles]):

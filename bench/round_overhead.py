@@ -49,6 +49,7 @@ from _common import (
 
 from flops_core.mlflow_server import start_mlflow_server
 from tests.event_receiver import EventReceiver
+from tests.wait import eventually
 
 REPO = ROOT / "examples" / "sklearn-digits"
 APP_DIR = Path(__file__).resolve().parent / "superlink_app"
@@ -167,13 +168,12 @@ def run_superlink(
     )
     if submit.returncode != 0:
         raise RuntimeError(f"flwr run failed: {submit.stdout}{submit.stderr}")
-    data: dict[str, list[float]] = {"durations": []}
-    while time.monotonic() < deadline:
-        data = json.loads(timings.read_text()) if timings.exists() else {"durations": []}
-        if len(data["durations"]) >= rounds:
-            return Rounds(data["durations"], data["ends"])
-        time.sleep(0.5)
-    raise RuntimeError(f"the ServerApp timed {len(data['durations'])} of {rounds} rounds in time")
+    data: dict[str, list[float]] = eventually(
+        lambda: json.loads(timings.read_text()) if timings.exists() else {"durations": []},
+        f"the ServerApp timed {rounds} rounds", max(0.0, deadline - time.monotonic()),
+        until=lambda data: len(data["durations"]) >= rounds, interval=0.5,
+    )  # fmt: skip
+    return Rounds(data["durations"], data["ends"])
 
 
 def _expect_success(procs: list[Proc], timeout: float) -> None:

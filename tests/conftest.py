@@ -1,19 +1,29 @@
 """Fixtures shared by all test folders: free ports, a real HTTP receiver for events, and
-MLflow's process-wide URIs put back after every test."""
+MLflow's process-wide URIs put back after every test.
+
+`free_port`/`free_ports` (`tests.ports`) and `eventually` (`tests.wait`, the one way to wait
+for a condition) are re-exported here."""
 
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from tests.event_receiver import EventReceiver
+from tests.ports import free_port, free_ports
+from tests.wait import WaitFailed, eventually
 
-__all__ = ["CLOSED_HUB_ENDPOINT", "EventReceiver", "eventually", "free_port", "free_ports"]
+__all__ = [
+    "CLOSED_HUB_ENDPOINT",
+    "EventReceiver",
+    "WaitFailed",
+    "eventually",
+    "free_port",
+    "free_ports",
+]
 
 #: A Hugging Face hub endpoint nobody answers at (the discard port on loopback).
 CLOSED_HUB_ENDPOINT = "http://127.0.0.1:9"
@@ -24,46 +34,6 @@ CLOSED_HUB_ENDPOINT = "http://127.0.0.1:9"
 # endpoint (a `tests.fakes.hf_hub.FakeHub`) explicitly.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_ENDPOINT"] = CLOSED_HUB_ENDPOINT
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_ports(count: int, attempts: int = 50) -> int:
-    """The first of `count` consecutive TCP ports on 127.0.0.1 that nothing listens on now.
-
-    For services that listen on `port + i` (the embedded default's data server of node `i`).
-    """
-    for _ in range(attempts):
-        first = free_port()
-        if first + count > 65536:
-            continue
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        return first
-    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1 in {attempts} tries")
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Return once `check()` holds; fail the test saying `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout:g} s: {what}")
-        time.sleep(0.3)
 
 
 @pytest.fixture

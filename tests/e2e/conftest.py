@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ import pytest
 from flops_core.mlflow_server import MlflowServer, start_mlflow_server
 from flops_core.mock_data import load_bundled_dataset, partition_iid
 from flops_utils.ml_data_client import MLDataClient
-from tests.conftest import free_port
+from tests.conftest import eventually, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -165,15 +164,17 @@ def digits_data_server(workdir: Path, *, partitions: int) -> Iterator[str]:
 
 
 def _connect_when_up(address: str, process: subprocess.Popen[bytes], log: Path) -> MLDataClient:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"data server exited: {log.read_text()}")
+    def connect() -> MLDataClient:
         client = MLDataClient(address)
         try:
             client.list_datasets([])
-            return client
         except Exception:
             client.close()
-            time.sleep(0.2)
-    raise RuntimeError(f"data server not up: {log.read_text()}")
+            raise
+        return client
+
+    return eventually(
+        connect, lambda: f"data server up at {address}:\n{log.read_text()}", 30,
+        until=lambda _: True, interval=0.2, retry_on=(Exception,),
+        give_up=lambda: None if process.poll() is None else "it exited",
+    )  # fmt: skip

@@ -8,7 +8,6 @@ qemu for arm64, the bootstrapped base) and builds the image builder with
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,11 @@ from tests.e2e_containers.conftest import (
     commit_all,
     registry_layers,
 )
+from tests.flops_manager.api.manager_process import FINAL
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(3600)]
 
 ROOT = Path(__file__).resolve().parents[2]
-FINAL = {"completed", "failed", "cancelled"}
 
 
 def _body(repo_url: str, **extra: Any) -> dict[str, Any]:
@@ -295,11 +294,7 @@ def test_health_says_what_is_wrong_when_the_docker_daemon_is_unreachable(
                                        "min_available_clients": 1},
         }  # fmt: skip
         project_id = manager.api("POST", "/projects", json=body).json()["id"]
-        deadline = time.monotonic() + 60
-        project = manager.api("GET", f"/projects/{project_id}").json()
-        while project["state"] not in FINAL and time.monotonic() < deadline:
-            time.sleep(0.3)
-            project = manager.api("GET", f"/projects/{project_id}").json()
+        project = manager.wait_state(project_id, FINAL, timeout=60)
     finally:
         manager.stop()
 

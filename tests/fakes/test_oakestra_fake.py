@@ -17,6 +17,7 @@ import jwt
 import pytest
 
 from flops_manager.orchestrators.local_process import host_platform
+from tests.conftest import eventually
 from tests.fakes.oakestra import FakeCluster, FakeNode, FakeOakestra, validate_sla
 from tests.fakes.oakestra.scheduler import place
 
@@ -120,12 +121,10 @@ def deploy(client: httpx.Client, headers: dict[str, str], svc: dict[str, Any]) -
 def wait_for(
     client: httpx.Client, headers: dict[str, str], sid: str, until: set[str], timeout: float = 8.0
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        document = get_service(client, headers, sid)
-        if document.get("status") in until or time.monotonic() > deadline:
-            return document
-        time.sleep(0.02)
+    return eventually(
+        lambda: get_service(client, headers, sid), f"service {sid} in {sorted(until)}", timeout,
+        until=lambda document: document.get("status") in until, interval=0.02,
+    )  # fmt: skip
 
 
 def gone(pid: int) -> bool:

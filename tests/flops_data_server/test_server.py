@@ -5,7 +5,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from typer.testing import CliRunner
 from flops_data_server import MLDataServer
 from flops_data_server.cli import app
 from flops_utils.ml_data_client import DataServerUnavailableError, MLDataClient
+from tests.conftest import eventually
 
 StartServer = Callable[[], MLDataServer]  # the `start_server` fixture of conftest.py
 
@@ -222,16 +222,17 @@ def _free_port() -> int:
 
 
 def _wait_until_serving(address: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            with MLDataClient(address) as client:
-                client.list_datasets()
-            return
-        except DataServerUnavailableError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    eventually(
+        lambda: _serving(address), f"the data server serving at {address}", 15, interval=0.05,
+        retry_on=(DataServerUnavailableError,),
+        give_up=lambda: None if proc.poll() is None else f"it exited with {proc.returncode}",
+    )  # fmt: skip
+
+
+def _serving(address: str) -> bool:
+    with MLDataClient(address) as client:
+        client.list_datasets()
+    return True
 
 
 @pytest.mark.e2e

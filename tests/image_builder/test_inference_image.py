@@ -27,7 +27,7 @@ import pytest
 from flops_core.mlflow_server import MlflowServer, start_mlflow_server
 from flops_core.registry_client import MANIFEST_ACCEPT, RegistryClient, split_ref
 from image_builder import inference_image_ref
-from tests.conftest import EventReceiver, free_port
+from tests.conftest import EventReceiver, eventually, free_port
 from tests.image_builder.conftest import EXAMPLES, REGISTRY
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
@@ -147,16 +147,17 @@ def _serve(image: str, platform: str, made: Leftovers, timeout: float) -> str:
         *("-p", f"127.0.0.1:{port}:8080", image),
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                return url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
-    raise AssertionError(f"{image} not ready in {timeout} s:\n{logs.stdout}\n{logs.stderr}")
+    eventually(
+        lambda: httpx.get(f"{url}/ping", timeout=2), lambda: f"{image} ready:\n{_logs(name)}",
+        timeout, until=lambda ping: ping.status_code == 200, interval=0.5,
+        retry_on=(httpx.HTTPError,),
+    )  # fmt: skip
+    return url
+
+
+def _logs(container: str) -> str:
+    logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
+    return f"{logs.stdout}\n{logs.stderr}"
 
 
 def _predict(url: str, rows: np.ndarray) -> list[Any]:

@@ -25,7 +25,7 @@ from flops_data_server import MLDataServer
 from flops_manager.api.routes.mocks import get_data_servers
 from flops_utils.ml_data_client import MLDataClient
 from tests.conftest import free_port
-from tests.flops_manager.api.conftest import ManagerServer
+from tests.flops_manager.api.manager_process import ManagerProcess
 
 MOCKS = "/api/flops/mocks"
 BUNDLED = "digits, iris, wine, breast_cancer"
@@ -325,11 +325,11 @@ def test_without_data_servers_post_is_503(client: TestClient, admin: dict[str, s
 
 @pytest.mark.e2e
 def test_non_iid_job_on_the_real_manager_and_delete_drops_the_data(
-    manager_server: ManagerServer,
+    manager_server: ManagerProcess,
 ) -> None:
     headers = {"Authorization": f"Bearer {manager_server.admin_token}"}
     partitioning = {"kind": "dirichlet", "alpha": 0.1, "seed": 7}
-    with httpx.Client(base_url=manager_server.base_url, headers=headers, timeout=180) as http:
+    with httpx.Client(base_url=manager_server.url, headers=headers, timeout=180) as http:
         created = http.post(MOCKS, json=body(partitions=3, tag="e2e", partitioning=partitioning))
         assert created.status_code == 201, created.text
         job = http.get(created.json()["url"]).json()

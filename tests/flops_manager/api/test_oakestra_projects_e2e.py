@@ -8,7 +8,6 @@ builds on this machine, named in the SLAs by the images it would otherwise build
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import jsonschema
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import eventually
 from tests.fakes.oakestra import FakeCluster, FakeNode, FakeOakestra
 from tests.flops_manager.api.manager_process import FINAL, ManagerProcess
 
@@ -55,10 +55,7 @@ class Setup(ManagerProcess):
 
     def assert_nothing_left(self) -> None:
         """Every service deleted, the application too, no instance process alive."""
-        deadline = time.monotonic() + 10
-        while self.fake.services() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert self.fake.services() == []
+        eventually(lambda: self.fake.services() == [], "every service deleted", 10, interval=0.1)
         assert self.fake.applications() == []
         assert self.fake.running_instances() == []
 

@@ -25,17 +25,10 @@ from sqlalchemy.orm import Session
 from flops_manager.core.config import Settings
 from flops_manager.db import Database, Project, ProjectService
 from flops_manager.main import create_app
-from tests.conftest import free_port
+from tests.conftest import eventually, free_port
 from tests.fakes.oakestra import FakeCluster, FakeNode, FakeOakestra
-from tests.flops_manager.api.conftest import (
-    ADMIN_TOKEN,
-    ManagerServer,
-    _wait_until_healthy,
-    kill_leftover_services,
-    manager_env,
-    start_manager,
-    stop_process_group,
-)
+from tests.flops_manager.api.conftest import ADMIN_TOKEN
+from tests.flops_manager.api.manager_process import FINAL, ManagerProcess
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "Admin": "admin-pw"}
 WHOAMI = "/api/flops/whoami"
@@ -472,35 +465,29 @@ def oak_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OakSetup]:
     """A fake Oakestra root and a real manager (2 simulated nodes) that accepts its tokens."""
     workdir = tmp_path_factory.mktemp("oak-manager")
     with _fake(workdir / "oakestra") as fake:
-        port = free_port()
-        env = manager_env(
-            FLOPS_ADMIN_TOKEN=ADMIN_TOKEN, FLOPS_HOST="127.0.0.1", FLOPS_PORT=str(port),
-            FLOPS_DATA_DIR=str(workdir / "data"), FLOPS_MLFLOW_PORT=str(free_port()),
-            FLOPS_DATA_SERVER_PORT=str(free_port()), FLOPS_LOCAL_NODES="2",
-            FLOPS_ALLOW_LOCAL_REPOS="true", FLOPS_ACCEPT_OAKESTRA_TOKENS="true",
+        manager = ManagerProcess(
+            workdir, FLOPS_LOCAL_NODES="2", FLOPS_ACCEPT_OAKESTRA_TOKENS="true",
             FLOPS_OAKESTRA_URL=fake.url, FLOPS_OAKESTRA_RETRIES="1",
             FLOPS_OAKESTRA_BACKOFF_S="0.05",
         )  # fmt: skip
-        process, log = start_manager(workdir, env)
-        server = ManagerServer(f"http://127.0.0.1:{port}", ADMIN_TOKEN, process, log)
         try:
-            _wait_until_healthy(server, timeout=120)
-            yield OakSetup(fake, server.base_url, log)
+            manager.start(timeout=120)
+            yield OakSetup(fake, manager.url, manager.log)
         finally:
-            stop_process_group(process)
-            kill_leftover_services(workdir / "data" / "services")
+            manager.stop()
 
 
 def _wait_final(base: str, project_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        project = httpx.get(
+    project: dict[str, Any] = eventually(
+        lambda: httpx.get(
             f"{base}{PROJECTS}/{project_id}", headers=bearer(ADMIN_TOKEN), timeout=30
-        ).json()
-        if project["state"] in {"completed", "failed", "cancelled"}:
-            return dict(project)
-        time.sleep(0.5)
-    raise AssertionError(f"project {project_id} still {project['state']}")
+        ).json(),
+        f"project {project_id} final",
+        timeout,
+        until=lambda project: project["state"] in FINAL,
+        interval=0.5,
+    )
+    return dict(project)
 
 
 @pytest.mark.e2e

@@ -143,7 +143,7 @@ def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerProcess
 
 def _clean_up(manager: ManagerProcess) -> None:
     """Cancel every project still active and delete every mock-data job."""
-    if manager.server is None or manager.server.process.poll() is not None:
+    if manager.process is None or manager.process.poll() is not None:
         return
     listed = manager.api("GET", "/projects", params={"limit": 500})
     for project in listed.json() if listed.status_code == 200 else []:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import eventually
 from tests.flops_manager.api.conftest import ADMIN_TOKEN, alive
 from tests.flops_manager.api.manager_process import FINAL, ManagerProcess
 
@@ -103,12 +104,7 @@ def test_project_runs_to_completed_with_metrics_and_a_champion(
 def test_delete_during_training_stops_everything(manager: Manager, repo_url: str) -> None:
     # Prepare: a long project, caught while training
     project_id = manager.api("POST", "/projects", json=_body(repo_url, rounds=5000)).json()["id"]
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        events = manager.api("GET", f"/projects/{project_id}/events").json()
-        if any(e["type"] == "round_completed" for e in events):
-            break
-        time.sleep(0.5)
+    manager.wait_event(project_id, "round_completed", timeout=240)
     pgids = manager.project_pgids(project_id)
     assert len(pgids) == 4 and all(alive(p) for p in pgids)
 
@@ -239,10 +235,10 @@ def test_a_restarted_manager_leaves_no_project_active(manager: Manager, repo_url
     project = manager.api("GET", f"/projects/{project_id}").json()
     assert project["state"] == "failed"
     assert "manager restarted" in project["message"]
-    deadline = time.monotonic() + 30
-    while [p for p in pgids if alive(p)] and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not [p for p in pgids if alive(p)]
+    eventually(
+        lambda: [p for p in pgids if alive(p)], f"no live process in the groups {pgids}", 30,
+        until=lambda left: not left,
+    )  # fmt: skip
 
 
 def test_a_failure_names_what_the_learners_said(manager: Manager, repo_url: str) -> None:
@@ -254,7 +250,7 @@ def test_a_failure_names_what_the_learners_said(manager: Manager, repo_url: str)
     project_id = manager.api("POST", "/projects", json=body).json()["id"]
 
     # Assert
-    project = manager.wait_state(project_id, {"completed", "failed", "cancelled"}, timeout=180)
+    project = manager.wait_state(project_id, FINAL, timeout=180)
     assert project["state"] == "failed"
     assert "learners" in project["message"]
     assert "no training data" in project["message"]

@@ -100,9 +100,9 @@ def test_a_stopped_manager_records_that_it_stopped_the_project(
     project_id = training(manager, repo_url)
 
     # Execute: SIGTERM to the manager alone (its services run in groups of their own)
-    assert manager.server is not None
-    manager.server.process.send_signal(signal.SIGTERM)
-    manager.server.process.wait(90)
+    assert manager.process is not None
+    manager.process.send_signal(signal.SIGTERM)
+    manager.process.wait(90)
     manager.start()
 
     # Assert: what happened, not a cancellation nobody asked for; the run ended KILLED

@@ -141,9 +141,9 @@ def test_a_killed_manager_comes_back_with_one_stack_and_leaves_nothing(
     assert not [r for r in system_records(data_dir) if r["status"] == "failed"]
 
     # Execute: the final stop
-    assert manager.server is not None
-    os.killpg(manager.server.process.pid, signal.SIGTERM)
-    manager.server.process.wait(60)
+    assert manager.process is not None
+    os.killpg(manager.process.pid, signal.SIGTERM)
+    manager.process.wait(60)
 
     # Assert: no stack process is left
     assert stack_processes(data_dir) == {}

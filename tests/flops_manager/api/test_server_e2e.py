@@ -7,22 +7,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
-from tests.flops_manager.api.conftest import (
-    ManagerServer,
-    manager_env,
-    start_manager,
-    stop_process_group,
-)
+from tests.flops_manager.api.manager_process import ManagerProcess
 
 pytestmark = pytest.mark.e2e
 
 
-def test_server_authenticates_and_issues_tokens(manager_server: ManagerServer) -> None:
+def test_server_authenticates_and_issues_tokens(manager_server: ManagerProcess) -> None:
     admin = {"Authorization": f"Bearer {manager_server.admin_token}"}
     wrong = "flops_wrong-token-that-must-not-be-logged"
 
-    with httpx.Client(base_url=manager_server.base_url, timeout=10) as http:
+    with httpx.Client(base_url=manager_server.url, timeout=10) as http:
         anonymous = http.get("/api/flops/whoami")
         rejected = http.get("/api/flops/whoami", headers={"Authorization": f"Bearer {wrong}"})
         me = http.get("/api/flops/whoami", headers=admin)
@@ -46,14 +40,15 @@ def test_server_authenticates_and_issues_tokens(manager_server: ManagerServer) -
 
 
 def test_server_without_admin_token_exits_2_with_a_clear_message(tmp_path: Path) -> None:
-    env = manager_env(FLOPS_PORT=str(free_port()), FLOPS_DATA_DIR=str(tmp_path / "data"))
-    process, log = start_manager(tmp_path, env)
+    server = ManagerProcess(tmp_path)
+    del server.env["FLOPS_ADMIN_TOKEN"]
+    server.launch()
     try:
-        returncode = process.wait(60)
+        returncode = server.wait(60)
     finally:
-        stop_process_group(process)
+        server.stop()
 
-    output = log.read_text()
+    output = server.output()
     assert returncode == 2
     assert "set FLOPS_ADMIN_TOKEN (at least 24 characters)" in output
     assert "Traceback" not in output
@@ -61,14 +56,14 @@ def test_server_without_admin_token_exits_2_with_a_clear_message(tmp_path: Path)
 
 def test_server_with_short_admin_token_exits_2_without_printing_it(tmp_path: Path) -> None:
     short = "tooshort-secret"
-    env = manager_env(FLOPS_ADMIN_TOKEN=short, FLOPS_DATA_DIR=str(tmp_path / "data"))
-    process, log = start_manager(tmp_path, env)
+    server = ManagerProcess(tmp_path, FLOPS_ADMIN_TOKEN=short)
+    server.launch()
     try:
-        returncode = process.wait(60)
+        returncode = server.wait(60)
     finally:
-        stop_process_group(process)
+        server.stop()
 
-    output = log.read_text()
+    output = server.output()
     assert returncode == 2
     assert "at least 24 characters" in output
     assert short not in output

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from flops_manager.orchestrators import (
     ServiceState,
     ServiceStatus,
 )
+from tests.wait import eventually
 
 WAIT = 10.0  # seconds any service may take to reach a status
 
@@ -41,26 +41,20 @@ def wait_for(
     check: Callable[[], ServiceState], until: Callable[[ServiceState], bool]
 ) -> ServiceState:
     """Poll `check()` until `until(state)` holds; fail the test after `WAIT` seconds."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        state = check()
-        if until(state):
-            return state
-        if time.monotonic() > deadline:
-            pytest.fail(f"service did not reach the expected state in {WAIT} s: {state!r}")
-        time.sleep(0.02)
+    return eventually(
+        check, "the service to reach the expected state", WAIT, until=until, interval=0.02
+    )
 
 
 def wait_for_line(orchestrator: Orchestrator, service_id: str, prefix: str) -> str:
     """Return the first log line of the service that starts with `prefix`, waiting for it."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        lines = [line for line in orchestrator.logs(service_id) if line.startswith(prefix)]
-        if lines:
-            return lines[0]
-        if time.monotonic() > deadline:
-            pytest.fail(f"no log line {prefix!r} in {WAIT} s: {orchestrator.logs(service_id)}")
-        time.sleep(0.02)
+    lines = eventually(
+        lambda: [line for line in orchestrator.logs(service_id) if line.startswith(prefix)],
+        f"a log line starting with {prefix!r}",
+        WAIT,
+        interval=0.02,
+    )
+    return lines[0]
 
 
 def terminal(orchestrator: Orchestrator, service_id: str) -> ServiceState:

@@ -39,6 +39,7 @@ from flops_manager.orchestrators import (
 from flops_manager.orchestrators.docker_image import choose_platform
 from flops_manager.orchestrators.docker_spec import DockerLabels
 from flops_manager.orchestrators.docker_state import container_state
+from tests.conftest import eventually
 
 from .conformance import OrchestratorConformance, terminal, wait_for_line
 
@@ -102,11 +103,10 @@ def spec(name: str, code: str, **fields: Any) -> ServiceSpec:
 
 
 def wait_terminal(orchestrator: Orchestrator, service_id: str, seconds: float) -> ServiceState:
-    deadline = time.monotonic() + seconds
-    while not (state := orchestrator.status(service_id)).status.terminal:
-        assert time.monotonic() < deadline, f"not ended in {seconds} s: {state!r}"
-        time.sleep(0.1)
-    return state
+    return eventually(
+        lambda: orchestrator.status(service_id), f"service {service_id} ended", seconds,
+        until=lambda state: state.status.terminal, interval=0.1,
+    )  # fmt: skip
 
 
 @container

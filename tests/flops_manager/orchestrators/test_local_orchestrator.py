@@ -9,7 +9,6 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 import venv
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from flops_manager.orchestrators import (
 )
 from flops_manager.orchestrators.local_process import PASSTHROUGH_VARIABLES
 from flops_manager.orchestrators.local_record import ServiceRecord, save_record
+from tests.conftest import eventually
 
 from .conformance import WAIT, OrchestratorConformance, terminal, wait_for, wait_for_line
 
@@ -54,14 +54,15 @@ def live(pid: int) -> bool:
 def assert_group_gone(pgid: int, pids: list[int]) -> None:
     """No process of the group runs; once init has reaped the zombies, `killpg` finds none."""
     assert not any(live(pid) for pid in [pgid, *pids])
-    deadline = time.monotonic() + WAIT
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        assert time.monotonic() < deadline, f"process group {pgid} still exists"
-        time.sleep(0.05)
+    eventually(lambda: _group_gone(pgid), f"process group {pgid} gone", WAIT, interval=0.05)
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from flops_manager.orchestrators import (
 )
 from flops_manager.orchestrators.oakestra_client import decode
 from flops_manager.orchestrators.oakestra_sla import application_name
+from tests.conftest import eventually
 from tests.fakes.oakestra import FakeCluster, FakeNode, FakeOakestra
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "fakes/oakestra/sla_schema.json").read_text())
@@ -59,12 +59,10 @@ def spec(name: str, code: str, project: str = "p1", **fields: Any) -> ServiceSpe
 
 
 def wait(oak: OakestraOrchestrator, service_id: str, seconds: float = 15.0) -> ServiceState:
-    deadline = time.monotonic() + seconds
-    while True:
-        state = oak.status(service_id)
-        if state.status.terminal or time.monotonic() > deadline:
-            return state
-        time.sleep(0.05)
+    return eventually(
+        lambda: oak.status(service_id), f"service {service_id} ended", seconds,
+        until=lambda state: state.status.terminal, interval=0.05,
+    )  # fmt: skip
 
 
 def test_a_one_shot_service_runs_to_completed_and_its_app_goes_with_it(
@@ -217,10 +215,10 @@ def test_placement_and_ports_reach_the_sla_and_the_address(
         spec("agg", "import time; time.sleep(30)", placement=Placement(cluster="clusterB"),
              ports=[PortMapping(container_port=18080)], platforms=["linux/amd64"])
     )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while (state := oak.status(service_id)).status is not ServiceStatus.RUNNING:
-        assert time.monotonic() < deadline, state
-        time.sleep(0.05)
+    state = eventually(
+        lambda: oak.status(service_id), f"service {service_id} running", 10,
+        until=lambda state: state.status is ServiceStatus.RUNNING, interval=0.05,
+    )  # fmt: skip
 
     # Assert
     entry = fake.received_slas[0]["applications"][0]["microservices"][0]
