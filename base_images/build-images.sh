@@ -82,7 +82,7 @@ work="$(mktemp -d /var/tmp/flops-build-images.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 ctx="$work/context"
 mkdir -p "$ctx/build"
-sources=(pyproject.toml README.md flops_utils flops_data_server flops_aggregator flops_learner
+sources=(pyproject.toml README.md flops_utils flops_core flops_data_server flops_aggregator flops_learner
   flops_manager flops_cli image_builder)
 git -C "$repo" ls-files -z --cached --others --exclude-standard -- "${sources[@]}" |
   while IFS= read -r -d '' f; do if [[ -f "$repo/$f" ]]; then printf '%s\0' "$f"; fi; done |

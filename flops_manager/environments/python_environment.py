@@ -272,7 +272,12 @@ class EnvironmentBuilder:
         progress("creating venv")
         staging = self._cache.new_staging(key)
         try:
-            must_import = ["flops_utils", "flwr", *([] if not runtime.has_pip else ["pip"])]
+            must_import = [
+                "flops_utils",
+                "flops_core",
+                "flwr",
+                *([] if not runtime.has_pip else ["pip"]),
+            ]
             python = create_venv(
                 staging,
                 python=interpreter.python,
