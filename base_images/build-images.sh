@@ -167,7 +167,11 @@ for name in $images; do
   args=(--layers --format docker --network host "$(tls_flag "$base_image")"
     -f "$repo/base_images/$file"
     --build-arg "BASE_IMAGE=$base_image" --build-arg "FLOPS_VERSION=$version"
-    --build-arg "FLOPS_INPUTS_HASH=$hash")
+    --build-arg "FLOPS_INPUTS_HASH=$hash"
+    # Also given as --label: Buildah's layer cache does not see a changed build-arg in a LABEL
+    # step (measured: a rebuild with another FLOPS_INPUTS_HASH reused the cached label), so an
+    # image whose only input change is this script kept its old hash and was rebuilt each run.
+    --label "org.flops.inputs-hash=$hash")
   if ((${#platform_list[@]} > 1)); then
     # --manifest adds to an existing list: start from none.
     buildah manifest rm "$tag" >/dev/null 2>&1 || buildah rmi "$tag" >/dev/null 2>&1 || true
