@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install container-env compose-up demo test test-containers test-e2e test-unit lint bench bench-rounds bench-api bench-images bench-hfl clean
+.PHONY: install container-env compose-up demo test test-containers test-multinode test-e2e test-unit lint bench bench-rounds bench-api bench-images bench-hfl clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,13 +24,16 @@ compose-up:  ## The management stack with Compose: pull or build its images, sta
 	bash scripts/compose-up.sh $(ARGS)
 
 test: $(STAMP)  ## Unit and end-to-end tests (real manager, MLflow, data servers, Flower processes).
-	$(BIN)/python -m pytest -m "not container" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not container and not multinode" $(PYTEST_ARGS)
 
 test-containers: $(STAMP) container-env  ## Container tests: real dockerd, buildah, registry, arm64 under qemu.
 	$(BIN)/python -m pytest -m container $(PYTEST_ARGS)
 
+test-multinode: $(STAMP)  ## Multi-node tests (needs root): worker nodes as network namespaces on a bridge.
+	$(BIN)/python -m pytest -m multinode $(PYTEST_ARGS)
+
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e and not container" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not e2e and not container and not multinode" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -22,6 +22,9 @@ __all__ = [
     "oid",
 ]
 
+LOOPBACK = "127.0.0.1"
+"""The `publicip` of instances on a node without an address: this machine."""
+
 HOST = "host"
 """A node platform that stands for this machine's platform, e.g. `linux/amd64`."""
 
@@ -44,7 +47,19 @@ def oid(object_id: str) -> dict[str, str]:
 
 @dataclass
 class FakeNode:
-    """A worker node: what the fake's scheduler places instances on (all run on this machine).
+    """A worker node: what the fake's scheduler places instances on.
+
+    In Oakestra a worker is a host running the NodeEngine; the instances it runs report the
+    worker's IP as `publicip` and `host_ip` (oakestra-api.md §3.2), and a service is reached
+    from other hosts at that IP. A fake node stands for such a host in one of two ways:
+
+    - without `netns` (default) it is this machine: its instances run as plain processes
+      here and report `127.0.0.1` (or `address`, if given);
+    - with `netns` it is a separate network host, a Linux network namespace (see
+      `tests/multinode/testbed.py`): its instances run inside it (`ip netns exec <netns>
+      <cmd...>`), so they see the network as processes on that worker would (its own
+      address; no route to this machine's loopback), and they report `address` as
+      `publicip` and `host_ip`.
 
     Parameters
     ----------
@@ -55,10 +70,14 @@ class FakeNode:
     memory_mb, vcpus : int
         Capacity; instances that have not ended reserve their SLA `memory` / `vcpus`.
     active : bool
-        Inactive nodes get no instances.
+        Inactive nodes get no instances (see `FakeOakestra.set_node_active`).
     addons : list[str]
         Node addons (`FLOps-learner`, `image-builder`), reported as the cluster's
         `supported_addons`; the scheduler ignores them, as Oakestra's does.
+    address : str | None
+        The worker's IP; None: `127.0.0.1`.
+    netns : str | None
+        The network namespace its instances run in; None: this machine's network.
     """
 
     name: str
@@ -68,6 +87,13 @@ class FakeNode:
     active: bool = True
     addons: list[str] = field(default_factory=list)
     node_id: str = field(default_factory=new_object_id)
+    address: str | None = None
+    netns: str | None = None
+
+    @property
+    def public_ip(self) -> str:
+        """What its instances report as `publicip` and `host_ip`."""
+        return self.address or LOOPBACK
 
     @property
     def resolved_platform(self) -> str:

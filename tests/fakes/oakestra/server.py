@@ -2,8 +2,11 @@
 
 It answers Oakestra's root API (`routes.py`) with Oakestra's quirks, schedules instances onto
 configured clusters and nodes (`scheduler.py`) and runs them as local processes
-(`worker.py`). Tests steer it (`expire_tokens`, `fail_next`, `set_cluster_active`) and look
-inside (`received_slas`, `requests`, `services()`, `running_instances()`).
+(`worker.py`), inside a node's network namespace where the node has one (`FakeNode.netns`:
+then the node is a separate network host with its own `address`, reported as the instances'
+`publicip`, as Oakestra reports its worker's IP). Tests steer it (`expire_tokens`,
+`fail_next`, `set_cluster_active`, `set_node_active`) and look inside (`received_slas`,
+`requests`, `services()`, `running_instances()`).
 
 What it leaves out of Oakestra: the network component (no service IPs, no netinfo API on
 port 10099; only `rr_ip` values outside 10.30.0.0/16 or already used are refused), the
@@ -200,6 +203,15 @@ class FakeOakestra:
             if cluster is None:
                 raise KeyError(f"no cluster {name!r}")
             cluster.active = active
+
+    def set_node_active(self, name: str, active: bool) -> None:
+        """Mark a worker node active or not (in Oakestra: it reported to its cluster lately or
+        not); an inactive node gets no new instances."""
+        with self._lock:
+            node = next((n for c in self._clusters for n in c.nodes if n.name == name), None)
+            if node is None:
+                raise KeyError(f"no node {name!r}")
+            node.active = active
 
     # Inspection ----------------------------------------------------------------------------
     def services(self) -> list[dict[str, Any]]:

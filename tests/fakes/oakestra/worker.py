@@ -12,17 +12,22 @@ The "worker" is the manager's embedded runtime, `LocalOrchestrator`: an instance
 supervised process group running the SLA's `cmd` on this machine, with the SLA's
 `environment` on top of a minimal inherited environment (`PATH`, `HOME`, `LANG`, `TMPDIR`, CA
 bundle variables), in its own directory under `state_dir/worker`, its output in a log file
-whose last lines become the instance's `logs`. No image is pulled and nothing is isolated: the
-worker acts as if every image were in its local store and runs `cmd` on the host, so `cmd`
-must be runnable here (an SLA without `cmd` fails, since the image's default command is
-unknown). `port` is recorded but not mapped: services listen on the host directly. Oakestra's
-cluster re-deploys `FAILED`/`DEAD` instances by itself; the fake does not.
+whose last lines become the instance's `logs`. On a node with a network namespace
+(`FakeNode.netns`) the command is `ip netns exec <netns> <cmd...>`: the instance runs inside
+that node's network, as a process on that Oakestra worker would, and reports the node's
+`address` as `publicip` and `host_ip` (Oakestra: the worker's IP). No image is pulled and
+nothing else is isolated: the worker acts as if every image were in its local store and runs
+`cmd` on this machine's file system, so `cmd` must be runnable here (an SLA without `cmd`
+fails, since the image's default command is unknown). `port` is recorded but not mapped:
+services listen on their node's network directly. Oakestra's cluster re-deploys
+`FAILED`/`DEAD` instances by itself; the fake does not.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +61,8 @@ _POLL_S = 0.05
 _LOG_EVERY_S = 0.25
 _LOG_LINES = 50
 _KILL_TIMEOUT_S = 3.0
+_IP = shutil.which("ip") or "/usr/sbin/ip"
+"""`ip` by its path: the instances' minimal `PATH` may lack `/usr/sbin`."""
 
 
 @dataclass(frozen=True)
@@ -269,11 +276,11 @@ class Worker:
             {
                 "cpu_percent": 0.0,
                 "memory_percent": 0.0,
-                "publicip": "127.0.0.1",
+                "publicip": node.public_ip,
                 "disk": 0,
                 "logs": "",
                 "worker_id": node.node_id,
-                "host_ip": "127.0.0.1",
+                "host_ip": node.public_ip,
                 "host_port": HOST_PORT,
                 "cpu_history": [],
                 "memory_history": [],
@@ -316,11 +323,14 @@ class Worker:
             if sep:
                 env[key] = value
         nodes_known = bool(placement.cluster.nodes)
+        command = [str(arg) for arg in job.get("cmd") or []]
+        if placement.node.netns is not None and command:
+            command = [_IP, "netns", "exec", placement.node.netns, *command]
         return ServiceSpec(
             name=job["microservice_name"],
             project_id=job["applicationID"],
             role="oakestra-instance",
-            command=[str(arg) for arg in job.get("cmd") or []],
+            command=command,
             env=env,
             one_shot=bool(job.get("one_shot", False)),
             placement=SpecPlacement(

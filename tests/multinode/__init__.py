@@ -1,0 +1,1 @@
+"""Tests on the multi-node test bed (network namespaces on a bridge): marker `multinode`."""
