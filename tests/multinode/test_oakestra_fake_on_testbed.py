@@ -11,9 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.oakestra import FakeCluster, FakeNode, FakeOakestra
+from tests.fakes.oakestra import FakeOakestra
 from tests.fakes.test_oakestra_fake import deploy, login, service, wait_for
+from tests.multinode.stack import bed_clusters
 from tests.multinode.testbed import TestBed
+from tests.wait import eventually
 
 pytestmark = pytest.mark.multinode
 
@@ -25,17 +27,6 @@ while True:
     connection.sendall(connection.getsockname()[0].encode())
     connection.close()
 """
-
-
-def bed_clusters(bed: TestBed) -> list[FakeCluster]:
-    """The bed's clusters and nodes as the fake's, each node with its address and namespace."""
-    return [
-        FakeCluster(cluster, nodes=[
-            FakeNode(name, address=bed.node(name).address, netns=bed.node(name).netns)
-            for name in names
-        ])
-        for cluster, names in bed.clusters().items()
-    ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +65,11 @@ def test_an_instance_runs_in_its_nodes_namespace_and_reports_the_nodes_address(
     [running] = [i for i in fake.running_instances() if i.service_id == sid]
     assert (running.cluster, running.node) == ("c1", "w2")
     assert running.pid in bed.pids("w2")
-    assert read(instance["publicip"], 8080) == w2.address
+    answer = eventually(
+        lambda: read(instance["publicip"], 8080), "an answer on port 8080 of w2", 10,
+        retry_on=(OSError,),
+    )  # fmt: skip
+    assert answer == w2.address
 
 
 def test_an_inactive_node_gets_no_instance(bed: TestBed, fake: FakeOakestra) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from tests.flops_manager.api.manager_process import (
     kill_leftover_services,
     service_pids,
 )
+from tests.repos import example_repo
 
 # Re-exported: tests import these from here too.
 __all__ = ["ADMIN_TOKEN", "ROOT", "alive", "kill_leftover_services", "service_pids"]
@@ -68,12 +67,7 @@ def manager_server(tmp_path: Path) -> Iterator[ManagerProcess]:
 @pytest.fixture(scope="module")
 def repo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """`examples/sklearn-digits` as a one-commit Git repo, by its file:// URL."""
-    repo = tmp_path_factory.mktemp("repos") / "sklearn-digits"
-    shutil.copytree(ROOT / "examples" / "sklearn-digits", repo)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
-    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "example"]):
-        subprocess.run([*git, *args], cwd=repo, check=True)
-    return f"file://{repo}"
+    return example_repo(tmp_path_factory.mktemp("repos") / "sklearn-digits")
 
 
 @pytest.fixture(scope="module")

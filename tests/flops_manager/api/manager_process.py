@@ -49,6 +49,11 @@ def manager_env(**settings: str) -> dict[str, str]:
     return {**env, **settings}
 
 
+def _reachable(bind_host: str) -> str:
+    """Where this process reaches a server bound to `bind_host` (a wildcard: loopback)."""
+    return "127.0.0.1" if bind_host in ("", "0.0.0.0", "::") else bind_host
+
+
 class ManagerProcess:
     """A manager on free ports with its own data directory; killable and restartable.
 
@@ -60,6 +65,8 @@ class ManagerProcess:
         Environment on top of `manager_env` and the defaults (admin token, loopback, free
         ports, three local nodes, local repos allowed): FLOPS_* settings, or any other
         variable (`PYTHONPATH` included). Delete a default from `env` before starting.
+        `url` and `tracking_url` follow `FLOPS_HOST` and `FLOPS_MLFLOW_HOST` (e.g. a test
+        bed's bridge address).
     """
 
     def __init__(self, workdir: Path, **settings: str) -> None:
@@ -72,8 +79,10 @@ class ManagerProcess:
         }  # fmt: skip
         self.env = manager_env(**{**defaults, **settings})
         self.admin_token = self.env["FLOPS_ADMIN_TOKEN"]
-        self.url = f"http://127.0.0.1:{self.env['FLOPS_PORT']}"
-        self.tracking_url = f"http://127.0.0.1:{self.env['FLOPS_MLFLOW_PORT']}"
+        host = _reachable(self.env["FLOPS_HOST"])
+        mlflow_host = _reachable(self.env.get("FLOPS_MLFLOW_HOST", "127.0.0.1"))
+        self.url = f"http://{host}:{self.env['FLOPS_PORT']}"
+        self.tracking_url = f"http://{mlflow_host}:{self.env['FLOPS_MLFLOW_PORT']}"
         self.log = workdir / "manager.log"
         self.process: subprocess.Popen[bytes] | None = None
 
