@@ -117,6 +117,22 @@ class BedStack(ManagerProcess):
         nodes: list[dict[str, Any]] = response.json()
         return nodes
 
+    def push_mock_data(self, partitions: int, dataset: str = "digits", tag: str = "") -> None:
+        """Push like `ManagerProcess.push_mock_data`, then wait until every node that got a
+        partition has reported it (reports follow a push within about a second)."""
+        super().push_mock_data(partitions, dataset, tag)
+        self.wait_tag_reported(f"Admin:{tag or dataset}", min(partitions, len(self.bed.nodes)))
+
+    def wait_tag_reported(self, stored_tag: str, count: int) -> None:
+        """Return once `count` nodes report rows under `stored_tag`."""
+        eventually(
+            lambda: [n["name"] for n in self.nodes() if any(
+                t["tag"] == stored_tag and t["rows"] > 0 for t in n["tags"])],
+            f"{count} nodes reporting data under {stored_tag}",
+            15,
+            until=lambda holders: len(holders) >= count,
+        )  # fmt: skip
+
     def node_view(self, name: str) -> dict[str, Any]:
         """The admin's view of one node."""
         return next(n for n in self.nodes() if n["name"] == name)

@@ -50,6 +50,7 @@ def mock_job(stack: BedStack) -> dict[str, Any]:
     )
     assert response.status_code == 201, response.text
     job: dict[str, Any] = response.json()
+    stack.wait_tag_reported(ADMIN_TAG, 3)
     return job
 
 
