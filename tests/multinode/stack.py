@@ -158,8 +158,9 @@ class BedStack(ManagerProcess):
         for entry in self.microservices(since):
             text = json.dumps(entry)
             for name in LOOPBACK_NAMES:
-                if name in text:
-                    found.append(f"{entry.get('microservice_name')}: {name} in {text[:2000]}")
+                if (at := text.find(name)) >= 0:
+                    context = text[max(0, at - 200) : at + 100]
+                    found.append(f"{entry.get('microservice_name')}: {name} in ...{context}...")
         return found
 
     def assert_nothing_left(self) -> None:

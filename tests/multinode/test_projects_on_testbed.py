@@ -102,6 +102,7 @@ def test_mock_data_lands_one_partition_on_each_node_and_the_nodes_show_it(
     mock = {"dataset_name": "digits", "number_of_partitions": 3, "data_tag": "mine"}
     pushed = stack.api("POST", "/mocks", json={"mock_data_configuration": mock}, headers=alice)
     assert pushed.status_code == 201, pushed.text
+    stack.wait_tag_reported("alice:mine", 3)
 
     # Execute
     admin_view = {n["name"]: n for n in stack.nodes()}
@@ -145,7 +146,7 @@ def test_a_classic_project_trains_where_the_data_is_despite_expiry_and_errors(
     assert created.status_code == 201, created.text
     project_id = created.json()["id"]
     stack.wait_event(project_id, "round_completed")
-    running = stack.fake.running_instances()
+    running = [(i, stack.bed.pids(i.node)) for i in stack.fake.running_instances()]
     stack.fake.expire_tokens()
     project = stack.wait_state(project_id, FINAL)
 
@@ -172,7 +173,7 @@ def test_a_classic_project_trains_where_the_data_is_despite_expiry_and_errors(
     placed = [e for e in events if e["type"] == "learners_placed"]
     assert [sorted(e["data"]["learners"].values()) for e in placed] == [["w1", "w2", "w3"]]
     # every instance ran inside the namespace of the node Oakestra placed it on
-    assert running and all(i.pid in stack.bed.pids(i.node) for i in running), running
+    assert running and all(i.pid in pids for i, pids in running), running
     assert_reads_only_local(stack)
     assert stack.loopback_mentions(slas_before) == []
     # the inference service runs through Oakestra on a node, until the project is deleted
