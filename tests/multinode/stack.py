@@ -65,7 +65,10 @@ class BedStack(ManagerProcess):
             state_dir=workdir / "oakestra", step_delay_s=0.05,
         )  # fmt: skip
         host = bed.host_address
+        # The registry is never used here (services run from environments), but an image
+        # reference in an SLA must name one that the workers reach, as an operator sets it.
         super().__init__(workdir, FLOPS_HOST=host, FLOPS_MLFLOW_HOST=host,
+            FLOPS_REGISTRY=f"{host}:5050",
             FLOPS_ORCHESTRATOR="oakestra", FLOPS_SERVICE_RUNTIME="environment",
             FLOPS_OAKESTRA_USERNAME="flops", FLOPS_OAKESTRA_PASSWORD=OAK_PASSWORD,
             FLOPS_OAKESTRA_BACKOFF_S="0.05", FLOPS_OAKESTRA_POLL_S="0.2",
@@ -162,6 +165,11 @@ class BedStack(ManagerProcess):
                     context = text[max(0, at - 200) : at + 100]
                     found.append(f"{entry.get('microservice_name')}: {name} in ...{context}...")
         return found
+
+    def delete_projects(self) -> None:
+        """Delete every project (what it still runs is undeployed): a test's cleanup."""
+        for project in self.api("GET", "/projects").json():
+            self.api("DELETE", f"/projects/{project['id']}")
 
     def assert_nothing_left(self) -> None:
         """Every service deleted, the application too, no instance process alive."""

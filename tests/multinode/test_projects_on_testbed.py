@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from tests.flops_manager.api.manager_process import FINAL, ROOT
 from tests.multinode.stack import BedStack
 from tests.multinode.testbed import TestBed
+from tests.wait import eventually
 
 pytestmark = [pytest.mark.multinode, pytest.mark.e2e]
 
@@ -39,6 +40,14 @@ def stack(bed: TestBed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Be
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def _projects_deleted(stack: BedStack) -> Iterator[None]:
+    """Every test starts with nothing deployed, even after a failed test."""
+    yield
+    stack.delete_projects()
+    eventually(lambda: stack.fake.services() == [], "every service deleted", 30)
 
 
 @pytest.fixture(scope="module")
