@@ -184,6 +184,8 @@ def test_a_classic_project_trains_where_the_data_is_despite_expiry_and_errors(
     # every instance ran inside the namespace of the node Oakestra placed it on
     assert running and all(i.pid in pids for i, pids in running), running
     assert_reads_only_local(stack)
+    for view in stack.nodes():  # each learner read its own node's data
+        assert view["reads"].get(stack.bed.node(view["name"]).address, 0) > 0, view
     assert stack.loopback_mentions(slas_before) == []
     # the inference service runs through Oakestra on a node, until the project is deleted
     assert sum(e["microservice_name"].startswith("inf") for e in entries) == 1
