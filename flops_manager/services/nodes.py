@@ -267,7 +267,7 @@ def record_report(
     """
     record = node_token_record(session=session, token=token)
     if record is None:
-        _log.warning("refused a report for node %s: invalid or revoked node token", name)
+        _log.info("refused a report for node %s: invalid or revoked node token", name)
         raise NodeTokenInvalidError()
     if record.node != name:
         _log.warning(
