@@ -37,6 +37,9 @@ MLflow, and the trained model is registered.
 `Authorization` header: `Authorization: Bearer <token>`. The bare token without `Bearer ` is
 accepted too, as the original FLOps CLI sends it. The admin token is configured with
 `FLOPS_ADMIN_TOKEN`; the admin creates customer tokens with `POST /api/flops/tokens`.
+Learner nodes are the exception: a node's data server reports itself
+(`PUT /api/flops/nodes/{name}`) with a node token the admin creates for that node with
+`POST /api/flops/node-tokens`; node tokens work nowhere else, API tokens not there.
 
 **Errors.** Errors are JSON `{"detail": "..."}`; validation errors (422) list each problem
 with the `loc` of the field, e.g. `["body", "customer_id"]`. Every response carries an

@@ -144,6 +144,12 @@ class Settings(BaseSettings):
     )
     mlflow_port: int = Field(5000, ge=1, le=65535)
     data_server_port: int = Field(11027, ge=1, le=65535)
+    node_stale_after_s: float = Field(
+        45.0,
+        gt=0,
+        description="Seconds after a learner node's last report from which it is shown stale "
+        "and gets no new learners (data servers report every 15 s by default).",
+    )
     datasets_dir: Path | None = Field(
         None,
         description="The only directory from which `POST /api/flops/mocks` reads .parquet and "
