@@ -23,14 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from flops_core.errors import PermanentError
 from flops_manager.core.data_tags import stored_data_tags
 from flops_manager.schemas import ProjectCreate
-
-if TYPE_CHECKING:
-    from flops_manager.services.nodes import RegisteredNode
+from flops_manager.services.nodes import RegisteredNode
 
 __all__ = ["LearnerPlacement", "NodePlacementError", "NodePlan", "place_learners"]
 

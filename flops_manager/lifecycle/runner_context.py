@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flops_core.repos import RepoPolicy
 from flops_manager.environments import EnvironmentBuilder
 from flops_manager.lifecycle.embedded_stack import EmbeddedStack
 from flops_manager.lifecycle.image_stage import ImageSettings
 from flops_manager.orchestrators import Orchestrator
-
-if TYPE_CHECKING:
-    from flops_manager.services.nodes import RegisteredNode
+from flops_manager.services.nodes import RegisteredNode
 
 __all__ = ["IMAGE_REPO_DIR", "RunnerContext", "ServiceRuntime"]
 

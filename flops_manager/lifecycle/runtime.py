@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from flops_core.logs import get_logger
 from flops_core.repos import RepoPolicy
@@ -21,11 +20,9 @@ from flops_manager.lifecycle.image_stage import ImageSettings
 from flops_manager.lifecycle.lifecycle import ProjectLifecycle
 from flops_manager.lifecycle.runner_context import RunnerContext
 from flops_manager.orchestrators import Orchestrator, orchestrators_from_settings
+from flops_manager.services.nodes import RegisteredNode, issue_simulated_node_tokens, list_nodes
 
-if TYPE_CHECKING:
-    from flops_manager.services.nodes import RegisteredNode
-
-__all__ = ["ManagerRuntime", "registered_nodes"]
+__all__ = ["ManagerRuntime", "registered_nodes", "simulated_node_tokens"]
 
 _log = get_logger("manager.runtime")
 _HEALTH_TTL_S = 2.0
@@ -56,8 +53,11 @@ class ManagerRuntime:
         orchestrator, stack_orchestrator = built.projects, built.stack
         if settings.uses_images:
             images = ImageSettings.from_settings(settings)
-        # Where learners go to registered nodes, the nodes are real hosts: no simulated ones.
+        # Where learners go to registered nodes, the nodes are real hosts: no simulated ones,
+        # and those an earlier embedded default registered (at 127.0.0.1) are forgotten.
         places_on_nodes = orchestrator.capabilities.places_on_nodes
+        if places_on_nodes:
+            simulated_node_tokens(database, [])
         stack = EmbeddedStack(
             orchestrator=stack_orchestrator or orchestrator,
             data_dir=data_dir,
@@ -67,7 +67,7 @@ class ManagerRuntime:
             tracking_uri=settings.tracking_uri,
             mlflow_host=settings.mlflow_host,
             manager_url=settings.callback_base_url,
-            node_tokens=partial(_simulated_node_tokens, database),
+            node_tokens=partial(simulated_node_tokens, database),
         )
         context = RunnerContext(
             orchestrator=orchestrator,
@@ -137,15 +137,11 @@ class ManagerRuntime:
 
 def registered_nodes(database: Database, stale_after_s: float) -> list[RegisteredNode]:
     """The learner nodes registered now, sorted by name, stale ones marked."""
-    from flops_manager.services.nodes import list_nodes
-
     with database.session() as session:
         return list_nodes(session=session, stale_after_s=stale_after_s)
 
 
-def _simulated_node_tokens(database: Database, names: Sequence[str]) -> Mapping[str, str]:
+def simulated_node_tokens(database: Database, names: Sequence[str]) -> Mapping[str, str]:
     """Fresh node tokens for the embedded default's data servers (earlier ones revoked)."""
-    from flops_manager.services.nodes import issue_simulated_node_tokens
-
     with database.session() as session:  # commits when it ends
         return issue_simulated_node_tokens(session=session, names=names)

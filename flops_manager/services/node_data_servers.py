@@ -10,12 +10,9 @@ to start on the workers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from flops_core.errors import TemporaryError
-
-if TYPE_CHECKING:
-    from flops_manager.services.nodes import RegisteredNode
+from flops_manager.services.nodes import RegisteredNode
 
 __all__ = ["NoLearnerNodeError", "NodeDataServers"]
 

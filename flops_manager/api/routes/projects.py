@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +23,7 @@ from flops_manager.db import ProjectEvent
 from flops_manager.lifecycle.node_placement import NodePlacementError, place_learners
 from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState, ProjectSummary
 from flops_manager.services import projects as service
+from flops_manager.services.nodes import RegisteredNode
 from flops_manager.services.project_list import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -30,9 +31,6 @@ from flops_manager.services.project_list import (
     list_project_summaries,
 )
 from flops_manager.services.projects import ProjectConflictError
-
-if TYPE_CHECKING:
-    from flops_manager.services.nodes import RegisteredNode
 
 __all__ = ["router"]
 

@@ -1,6 +1,6 @@
 """Mock data where learners run on registered nodes: partition i to the i-th fresh node.
 
-The nodes are stand-ins of `RegisteredNode` whose data servers are real `MLDataServer`s on
+The nodes are `RegisteredNode`s whose data servers are real `MLDataServer`s on
 free loopback ports; the app uses them through `NodeDataServers`, as it does on `oakestra`.
 """
 
@@ -20,8 +20,9 @@ from flops_data_server import MLDataServer
 from flops_manager.api.routes.mocks import get_data_servers
 from flops_manager.orchestrators import Capabilities
 from flops_manager.services.node_data_servers import NodeDataServers
+from flops_manager.services.nodes import RegisteredNode
 from flops_utils.ml_data_client import MLDataClient
-from tests.flops_manager.lifecycle.registered_nodes import StandInNode, registered_node
+from tests.flops_manager.lifecycle.registered_nodes import registered_node
 
 MOCKS = "/api/flops/mocks"
 
@@ -34,7 +35,7 @@ def servers(tmp_path: Path) -> Iterator[list[MLDataServer]]:
         server.shutdown()
 
 
-def use_nodes(app: FastAPI, nodes: list[StandInNode]) -> None:
+def use_nodes(app: FastAPI, nodes: list[RegisteredNode]) -> None:
     app.dependency_overrides[get_data_servers] = lambda: NodeDataServers(lambda: list(nodes))
 
 

@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from flops_core.repos import RepoPolicy
 from flops_manager.api.deps import get_runtime
 from flops_manager.orchestrators import Capabilities
-from tests.flops_manager.lifecycle.registered_nodes import StandInNode, registered_node
+from flops_manager.services.nodes import RegisteredNode
+from tests.flops_manager.lifecycle.registered_nodes import registered_node
 
 PROJECTS = "/api/flops/projects"
 
@@ -24,7 +25,7 @@ PROJECTS = "/api/flops/projects"
 class StandInRuntime:
     """What the projects route asks of the runtime: its context, and `lifecycle.start`."""
 
-    def __init__(self, nodes: list[StandInNode], *, places_on_nodes: bool = True) -> None:
+    def __init__(self, nodes: list[RegisteredNode], *, places_on_nodes: bool = True) -> None:
         self.started: list[str] = []
         context = SimpleNamespace(
             repo_policy=RepoPolicy(),
@@ -38,7 +39,7 @@ class StandInRuntime:
 
 
 @pytest.fixture
-def nodes() -> list[StandInNode]:
+def nodes() -> list[RegisteredNode]:
     return [
         registered_node("w1", tags={"Admin:digits": 60, "alice:digits": 5}),
         registered_node("w2", cluster="edgeB", tags={"Admin:digits": 60}),
@@ -59,7 +60,7 @@ def project(**training: Any) -> dict[str, Any]:
 
 
 def test_more_learners_than_nodes_holding_the_tags_is_a_422_on_learners(
-    app: FastAPI, client: TestClient, admin: dict[str, str], nodes: list[StandInNode]
+    app: FastAPI, client: TestClient, admin: dict[str, str], nodes: list[RegisteredNode]
 ) -> None:
     # Prepare
     runtime = use_runtime(app, StandInRuntime(nodes))
@@ -77,7 +78,7 @@ def test_more_learners_than_nodes_holding_the_tags_is_a_422_on_learners(
 
 
 def test_tags_no_node_holds_are_a_422_on_data_tags_in_the_owners_namespace(
-    app: FastAPI, client: TestClient, admin: dict[str, str], nodes: list[StandInNode]
+    app: FastAPI, client: TestClient, admin: dict[str, str], nodes: list[RegisteredNode]
 ) -> None:
     # Prepare: alice's "digits" is on w1 only; her "cifar" nowhere
     use_runtime(app, StandInRuntime(nodes))
@@ -98,7 +99,7 @@ def test_tags_no_node_holds_are_a_422_on_data_tags_in_the_owners_namespace(
 
 
 def test_learners_that_fit_the_nodes_start_and_other_backends_do_not_check(
-    app: FastAPI, client: TestClient, admin: dict[str, str], nodes: list[StandInNode]
+    app: FastAPI, client: TestClient, admin: dict[str, str], nodes: list[RegisteredNode]
 ) -> None:
     # Execute
     placed = use_runtime(app, StandInRuntime(nodes))

@@ -39,8 +39,9 @@ from flops_manager.orchestrators import (
     ServiceStatus,
 )
 from flops_manager.schemas import ProjectCreate
+from flops_manager.services.nodes import RegisteredNode
 from tests.conftest import free_port
-from tests.flops_manager.lifecycle.registered_nodes import StandInNode, registered_node
+from tests.flops_manager.lifecycle.registered_nodes import registered_node
 
 PUBLIC_MLFLOW = "http://10.0.0.1:5000"
 
@@ -135,7 +136,7 @@ def body(**training: Any) -> ProjectCreate:
 
 
 def context_of(
-    orchestrator: Orchestrator, tmp_path: Path, nodes: Callable[[], list[StandInNode]]
+    orchestrator: Orchestrator, tmp_path: Path, nodes: Callable[[], list[RegisteredNode]]
 ) -> RunnerContext:
     stack = EmbeddedStack(orchestrator=orchestrator, data_dir=tmp_path, mlflow_port=free_port(),
                           data_server_port=11027, nodes=0)  # fmt: skip
