@@ -1,11 +1,12 @@
 """Command line of the ML data server: `flops-data-server serve|push|list|drop`.
 
-`serve --manager-url URL --node-name N --cluster C` also registers the node with the manager
+`serve --manager-url URL --cluster C [--node-name N]` also registers the node with the manager
 and keeps its report fresh (`node_reporter`); the node token comes from `FLOPS_NODE_TOKEN` or
 `--node-token-file`, never from the command line, which other users of the host can read.
 """
 
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,12 +105,16 @@ def serve(
         str | None,
         typer.Option(
             help="The FLOps manager to register this node with, e.g. http://10.0.0.1:5072; "
-            f"needs --node-name, --cluster and a node token ({NODE_TOKEN_ENV} or "
+            f"needs --cluster and a node token ({NODE_TOKEN_ENV} or "
             "--node-token-file)."
         ),
     ] = None,
     node_name: Annotated[
-        str | None, typer.Option(help="This node's name (as the orchestrator names the worker).")
+        str | None,
+        typer.Option(
+            help="This node's name, as the orchestrator names the worker; default this "
+            "machine's hostname (Oakestra's name of a worker)."
+        ),
     ] = None,
     cluster: Annotated[str | None, typer.Option(help="The cluster this node belongs to.")] = None,
     platform: Annotated[
@@ -201,14 +206,10 @@ def _node_settings(
     token_file: Path | None,
 ) -> tuple[str, NodeIdentity]:
     """The node token and identity for `--manager-url`; exits with status 2 on a bad setting."""
-    missing = [
-        option
-        for option, value in (("--node-name", node_name), ("--cluster", cluster))
-        if not value
-    ]
-    if missing:
-        _usage_error(f"--manager-url needs {' and '.join(missing)}")
-    assert node_name is not None and cluster is not None
+    if not cluster:
+        _usage_error("--manager-url needs --cluster (the cluster this node belongs to)")
+    # Oakestra names a worker by its hostname (the NodeEngine reports os.Hostname()).
+    node_name = node_name or socket.gethostname()
     if not manager_url.startswith(("http://", "https://")):
         _usage_error(f"--manager-url must be http://host:port or https://...; got {manager_url!r}")
     if not 1 <= len(cluster) <= 64:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flops_data_server import MLDataServer
-from flops_data_server.cli import app
+from flops_data_server.cli import _node_settings, app
 from flops_data_server.inventory import reader_host
 from flops_data_server.node_identity import this_platform
 from flops_data_server.node_reporter import NodeIdentity, NodeReporter
@@ -327,3 +328,17 @@ def test_cli_server_registers_reports_pushes_and_keeps_the_token_secret(
     assert "chmod 600" in log and "registered" in log
     assert TOKEN not in argv and TOKEN not in log
     assert server.returncode == 0, log
+
+
+def test_the_node_name_defaults_to_the_hostname_as_oakestra_names_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare
+    monkeypatch.setenv("FLOPS_NODE_TOKEN", TOKEN)
+
+    # Execute
+    token, node = _node_settings("http://127.0.0.1:1", None, "c1", None, "10.0.0.2", 11027, None)
+
+    # Assert
+    assert node.name == socket.gethostname()
+    assert (token, node.cluster, node.address) == (TOKEN, "c1", "10.0.0.2")
