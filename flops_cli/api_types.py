@@ -12,6 +12,10 @@ __all__ = [
     "Health",
     "LogsResponse",
     "MockDataResult",
+    "NodeInfo",
+    "NodeTag",
+    "NodeTokenCreated",
+    "NodeTokenInfo",
     "Project",
     "ProjectCreated",
     "ProjectState",
@@ -47,6 +51,51 @@ class TokenCreated(TypedDict):
     label: NotRequired[str]
     is_admin: NotRequired[bool]
     created_at: NotRequired[str]
+
+
+class NodeTag(TypedDict):
+    """A data tag a node holds: stored (admin) or as the customer writes it, and its rows."""
+
+    tag: str
+    rows: int
+
+
+class NodeInfo(TypedDict):
+    """One entry of `GET /api/flops/nodes`; the admin gets the fields marked not required."""
+
+    name: str
+    cluster: str
+    platform: str
+    state: str
+    tags: list[NodeTag]
+    address: NotRequired[str]
+    port: NotRequired[int]
+    data_server: NotRequired[str]
+    simulated: NotRequired[bool]
+    last_seen: NotRequired[str]
+    version: NotRequired[str]
+    reads: NotRequired[dict[str, int]]
+
+
+class NodeTokenCreated(TypedDict):
+    """`POST /api/flops/node-tokens`: the only answer that ever holds the node token."""
+
+    id: int
+    node: str
+    token: str
+    label: NotRequired[str]
+    created_at: NotRequired[str]
+
+
+class NodeTokenInfo(TypedDict):
+    """One entry of `GET /api/flops/node-tokens` (never the token)."""
+
+    id: int
+    node: str
+    label: str
+    simulated: bool
+    created_at: str
+    revoked_at: str | None
 
 
 class ProjectCreated(TypedDict):

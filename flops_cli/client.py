@@ -15,6 +15,9 @@ from flops_cli.api_types import (
     Health,
     LogsResponse,
     MockDataResult,
+    NodeInfo,
+    NodeTokenCreated,
+    NodeTokenInfo,
     Project,
     ProjectCreated,
     ProjectSummary,
@@ -98,6 +101,24 @@ class ManagerClient(Closing):
         """Create an API token for `customer_id` (admin only); the answer holds the token."""
         body = {"customer_id": customer_id, "label": label, "is_admin": admin}
         return cast(TokenCreated, self._request("POST", "/tokens", json=body))
+
+    def list_nodes(self) -> list[NodeInfo]:
+        """The registered learner nodes (the admin gets addresses, stored tags and reads)."""
+        return cast(list[NodeInfo], self._request("GET", "/nodes"))
+
+    def create_node_token(self, node: str, *, label: str = "") -> NodeTokenCreated:
+        """Create a node token for learner node `node` (admin only); the answer holds it."""
+        body = {"node": node, "label": label}
+        return cast(NodeTokenCreated, self._request("POST", "/node-tokens", json=body))
+
+    def list_node_tokens(self, *, include_revoked: bool = False) -> list[NodeTokenInfo]:
+        """The node tokens (admin only), oldest first, without the tokens themselves."""
+        params = {"include_revoked": "true"} if include_revoked else None
+        return cast(list[NodeTokenInfo], self._request("GET", "/node-tokens", params=params))
+
+    def revoke_node_token(self, token_id: int) -> None:
+        """Revoke a node token (admin only): its node's reports are refused from now on."""
+        self._request("DELETE", f"/node-tokens/{int(token_id)}")
 
     def create_project(self, body: Mapping[str, Any]) -> ProjectCreated:
         """Create a project from a FLOps-compatible body (see `flops_cli.project_commands`)."""
@@ -243,6 +264,8 @@ class ManagerClient(Closing):
             raise self._transport_error(e) from e
         if response.is_error and response.status_code not in accept:
             raise _status_error(response)
+        if response.status_code == 204:
+            return None
         try:
             return response.json()
         except ValueError as e:

@@ -10,6 +10,7 @@ import typer
 
 from flops_cli.client import DEFAULT_URL
 from flops_cli.demo import run_demo
+from flops_cli.node_commands import node_token_app, nodes
 from flops_cli.project_commands import project_app
 from flops_cli.server import server
 from flops_cli.ui import CliState, console, err_console, manager_errors, resolve_token, state_of
@@ -33,7 +34,9 @@ class Partitioning(StrEnum):
 token_app = cli_app("API tokens (admin).", no_args_is_help=True)
 app.add_typer(project_app, name="project")
 app.add_typer(token_app, name="token")
+app.add_typer(node_token_app, name="node-token")
 app.command()(server)
+app.command()(nodes)
 
 
 @app.callback()

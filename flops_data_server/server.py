@@ -12,11 +12,15 @@
 # restarted server serves everything that was stored before. Uploads are written to a hidden
 # temporary file in the same directory and renamed into place, so a crash never leaves a
 # partial dataset that would be served.
+#
+# What a node reports to the manager (rows per tag, reads per reader host) is kept by
+# `inventory`; whoever reports it subscribes to changes (`subscribe`), which are announced
+# after each stored or dropped dataset and each read.
 
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ import pyarrow.flight as flight
 import pyarrow.parquet as pq
 
 from flops_core.logs import get_logger
+from flops_data_server.inventory import ReadCounter, TagRows, reader_host, tag_of
 from flops_utils.ml_data_client import DEFAULT_DATA_SERVER_PORT, DROP_DATASET_ACTION
 
 __all__ = ["MLDataServer"]
@@ -38,18 +43,13 @@ _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 _CRITERIA_HELP = 'criteria must be empty or JSON like {"data_tags": ["<tag>", ...]}'
 
 
-def _tag_of(name: str) -> str:
-    """Return the data tag of a dataset name: the part before the first `.`."""
-    return name.split(".", 1)[0]
-
-
 def _check_name(name: str) -> str:
     """Return `name` if it is a safe dataset name, else raise `FlightServerError`."""
     if any(bad in name for bad in ("/", "\\", "..", "\x00")):
         raise flight.FlightServerError(
             f"invalid dataset name {name!r}: it must not contain '/', '\\', '..' or NUL"
         )
-    if not _tag_of(name):
+    if not tag_of(name):
         raise flight.FlightServerError(
             f"invalid dataset name {name!r}: expected '<data_tag>.<unique-id>.parquet' "
             "with a non-empty data tag"
@@ -124,6 +124,9 @@ class MLDataServer(flight.FlightServerBase):  # type: ignore[misc]  # pyarrow sh
         super().__init__(location=flight.Location.for_grpc_tcp(host, port))
         advertised = advertise_host or _WILDCARD_HOSTS.get(host, host)
         self._location = flight.Location.for_grpc_tcp(advertised, self.port)
+        self._tag_rows = TagRows(data_dir)
+        self._reads = ReadCounter()
+        self._listeners: list[Callable[[], None]] = []
 
     @property
     def location(self) -> str:
@@ -140,6 +143,21 @@ class MLDataServer(flight.FlightServerBase):  # type: ignore[misc]  # pyarrow sh
         return sorted(
             p.name for p in self._data_dir.glob(f"*{_SUFFIX}") if not p.name.startswith(".")
         )
+
+    def stored_tags(self) -> dict[str, int]:
+        """Return stored data tag -> total rows of its datasets (from parquet metadata)."""
+        return self._tag_rows(self.dataset_names())
+
+    def reads(self) -> dict[str, int]:
+        """Return reader host -> datasets served to it (`do_get` calls) since the start."""
+        return self._reads.snapshot()
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` after each stored or dropped dataset and each read.
+
+        It runs on the Flight call's thread, so it must return at once (e.g. wake a thread).
+        """
+        self._listeners.append(listener)
 
     # --- Flight methods -------------------------------------------------------------------
 
@@ -169,7 +187,8 @@ class MLDataServer(flight.FlightServerBase):  # type: ignore[misc]  # pyarrow sh
             logger.error("Could not store dataset %s: %s", name, e)
             reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
             raise flight.FlightServerError(f"could not store dataset {name!r}: {reason}") from e
-        logger.info("Stored dataset %s (tag %s, %s rows)", name, _tag_of(name), rows)
+        logger.info("Stored dataset %s (tag %s, %s rows)", name, tag_of(name), rows)
+        self._changed()
 
     def list_flights(
         self, context: flight.ServerCallContext, criteria: bytes
@@ -178,7 +197,7 @@ class MLDataServer(flight.FlightServerBase):  # type: ignore[misc]  # pyarrow sh
         tags = _parse_criteria(criteria)
         logger.debug("Listing datasets for tags %s", tags)
         for name in self.dataset_names():
-            if tags is not None and _tag_of(name) not in tags:
+            if tags is not None and tag_of(name) not in tags:
                 continue
             try:
                 yield self._flight_info(name)
@@ -204,7 +223,10 @@ class MLDataServer(flight.FlightServerBase):  # type: ignore[misc]  # pyarrow sh
             finally:
                 parquet_file.close()
 
-        logger.debug("Streaming dataset %s", name)
+        host = reader_host(context.peer())
+        self._reads.add(host)
+        logger.info("Served %s (%s rows) to %s", name, parquet_file.metadata.num_rows, host)
+        self._changed()
         return flight.GeneratorStream(parquet_file.schema_arrow, batches())
 
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
@@ -225,6 +247,7 @@ class MLDataServer(flight.FlightServerBase):  # type: ignore[misc]  # pyarrow sh
         except FileNotFoundError as e:
             raise self._not_found(name) from e
         logger.info("Dropped dataset %s", name)
+        self._changed()
         yield name.encode()
 
     # --- helpers --------------------------------------------------------------------------
@@ -259,6 +282,14 @@ class MLDataServer(flight.FlightServerBase):  # type: ignore[misc]  # pyarrow sh
         except (OSError, pa.ArrowException) as e:
             logger.error("Dataset %s is unreadable: %s", name, e)
             raise flight.FlightServerError(f"dataset {name!r} is unreadable") from e
+
+    def _changed(self) -> None:
+        """Tell the subscribers that the datasets or the reads changed."""
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:  # a listener's bug must not fail the Flight call
+                logger.exception("A change listener of the data server failed")
 
     def _not_found(self, name: str) -> flight.FlightServerError:
         """Return the error sent for an unknown dataset name."""

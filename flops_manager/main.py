@@ -15,8 +15,10 @@ from flops_manager.api import API_PREFIX, api_router, install_error_handlers
 from flops_manager.api.body_limit import BodyLimitMiddleware
 from flops_manager.api.deps import ManagerContext
 from flops_manager.core.config import Settings, flops_version
+from flops_manager.core.service_addresses import check_service_addresses
 from flops_manager.db import Database
 from flops_manager.lifecycle.runtime import ManagerRuntime
+from flops_manager.orchestrators.orchestrator_factory import ORCHESTRATOR_KINDS
 
 __all__ = ["ConfigurationError", "ManagerContext", "create_app", "open_database"]
 
@@ -37,6 +39,9 @@ MLflow, and the trained model is registered.
 `Authorization` header: `Authorization: Bearer <token>`. The bare token without `Bearer ` is
 accepted too, as the original FLOps CLI sends it. The admin token is configured with
 `FLOPS_ADMIN_TOKEN`; the admin creates customer tokens with `POST /api/flops/tokens`.
+Learner nodes are the exception: a node's data server reports itself
+(`PUT /api/flops/nodes/{name}`) with a node token the admin creates for that node with
+`POST /api/flops/node-tokens`; node tokens work nowhere else, API tokens not there.
 
 **Errors.** Errors are JSON `{"detail": "..."}`; validation errors (422) list each problem
 with the `loc` of the field, e.g. `["body", "customer_id"]`. Every response carries an
@@ -114,10 +119,17 @@ def create_app(
     Raises
     ------
     ConfigurationError
-        If `settings.admin_token` is not set.
+        If `settings.admin_token` is not set, or (with `start_projects`) the backend runs
+        services on other hosts and the callback or MLflow URL they would get is a loopback
+        address (`check_service_addresses` names the setting).
     """
     if settings.admin_token is None:
         raise ConfigurationError(MISSING_ADMIN_TOKEN)
+    if start_projects:
+        backend = ORCHESTRATOR_KINDS[settings.orchestrator]
+        check_service_addresses(
+            settings, services_on_other_hosts=backend.capabilities.services_on_other_hosts
+        )
     app = FastAPI(
         title="FLOps manager",
         description=DESCRIPTION,

@@ -8,6 +8,8 @@ FLOps CLI sends it that way. With `accept_oakestra_tokens`, a token that is neit
 like a JWT is taken for an Oakestra access token (what `oak addon flops` sends) and checked
 with the Oakestra root (`services/oakestra_auth.py`): the Oakestra user is the customer.
 FLOps tokens are tried first because that costs one local lookup and no network call.
+Node tokens (`services/node_tokens.py`) live in their own table, which this lookup never
+reads: they authenticate only a node's own report, through `NodeTokenDep`.
 
 The event loop: FastAPI runs a plain `def` dependency on its thread pool, an `async def` one
 on the event loop. Dependencies that only read the app's context are `async def`, so that a
@@ -48,6 +50,7 @@ __all__ = [
     "DatabaseDep",
     "HealthCheck",
     "ManagerContext",
+    "NodeTokenDep",
     "RequestedCustomerId",
     "RuntimeDep",
     "SessionDep",
@@ -56,6 +59,7 @@ __all__ = [
     "get_context",
     "get_current_caller",
     "get_database",
+    "get_node_token",
     "get_requested_customer_id",
     "get_runtime",
     "get_session",
@@ -168,6 +172,35 @@ _bearer = _BearerToken(
         "the customer."
     ),
 )
+
+
+_node_bearer = _BearerToken(
+    auto_error=False,
+    scheme_name="FLOpsNodeToken",
+    description=(
+        "A node token: `Authorization: Bearer <node token>`, created by the admin with "
+        "`POST /api/flops/node-tokens` for one learner node. It authenticates only that node's "
+        "reports (`PUT /api/flops/nodes/{name}`); API tokens do not work there, and node "
+        "tokens work nowhere else."
+    ),
+)
+
+
+async def get_node_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_node_bearer)],
+) -> str:
+    """Return the node token a node report came with, or raise `NotAuthenticatedError` (401).
+
+    Only its presence is checked here; `services.nodes.record_report` checks the token itself.
+    """
+    if credentials is None:
+        raise NotAuthenticatedError(
+            "missing node token: send the header 'Authorization: Bearer <node token>'"
+        )
+    return credentials.credentials
+
+
+NodeTokenDep = Annotated[str, Depends(get_node_token)]
 
 
 def get_current_caller(

@@ -30,6 +30,12 @@ from flops_core.logs import get_logger
 from flops_core.repos.git_checkout import RepoPolicyError
 from flops_manager.api.allowed_methods import AllowedMethodsMiddleware
 from flops_manager.services.mock_jobs import MockJobConflictError, MockJobNotFoundError
+from flops_manager.services.node_tokens import (
+    InvalidNodeNameError,
+    NodeTokenInvalidError,
+    NodeTokenNotFoundError,
+    NodeTokenOtherNodeError,
+)
 from flops_manager.services.oakestra_auth import (
     InvalidOakestraTokenError,
     OakestraUserNotAllowedError,
@@ -77,13 +83,17 @@ ERROR_CATALOG: dict[type[Exception], tuple[int, str]] = {
     # Who is asking: no or a bad token (401), a token that may not do this (403).
     NotAuthenticatedError: (401, "{exc}"),
     InvalidOakestraTokenError: (401, "{exc}"),
+    NodeTokenInvalidError: (401, "{exc}"),
     PermissionDeniedError: (403, "{exc}"),
     OakestraUserNotAllowedError: (403, "{exc}"),
+    NodeTokenOtherNodeError: (403, "this node token belongs to node {owner}, not {name}"),
     # What the request names: missing (404), invalid (422), not in a fitting state (409).
     TokenNotFoundError: (404, "API token {token_id} not found"),
     ProjectNotFoundError: (404, "project {project_id} not found"),
     MockJobNotFoundError: (404, "mock-data job {job_id} not found"),
+    NodeTokenNotFoundError: (404, "node token {token_id} not found"),
     InvalidCustomerIdError: (422, "{exc}"),
+    InvalidNodeNameError: (422, "{exc}"),
     RepoPolicyError: (422, "{exc}"),
     ProjectConflictError: (409, "{exc}"),
     MockJobConflictError: (409, "{exc}"),

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "flops_version"]
+__all__ = ["Settings", "flops_version", "url_host"]
 
 
 def flops_version() -> str:
@@ -135,6 +135,13 @@ class Settings(BaseSettings):
         None,
         description="An MLflow tracking server to use instead of starting the embedded one.",
     )
+    public_tracking_uri: str | None = Field(
+        None,
+        description="The MLflow URL project services (aggregators, learners, builders, "
+        "inference servers) are given, as their hosts reach it; default the URL the manager "
+        "uses (`tracking_uri`, else http://<mlflow_host>:<mlflow_port>). Backends whose "
+        "services run on other hosts refuse a loopback address here.",
+    )
     allow_local_repos: bool = Field(
         False, description="Accept local paths and file:// repo URLs (tests, offline use)."
     )
@@ -143,7 +150,19 @@ class Settings(BaseSettings):
         3, ge=1, le=64, description="Learner nodes the embedded default simulates (data servers)."
     )
     mlflow_port: int = Field(5000, ge=1, le=65535)
+    mlflow_host: str = Field(
+        "127.0.0.1",
+        description="Address the embedded MLflow server binds to; an address of this host "
+        "that the workers reach (or 0.0.0.0 with `public_tracking_uri`) when services run on "
+        "other hosts.",
+    )
     data_server_port: int = Field(11027, ge=1, le=65535)
+    node_stale_after_s: float = Field(
+        45.0,
+        gt=0,
+        description="Seconds after a learner node's last report from which it is shown stale "
+        "and gets no new learners (data servers report every 15 s by default).",
+    )
     datasets_dir: Path | None = Field(
         None,
         description="The only directory from which `POST /api/flops/mocks` reads .parquet and "
@@ -241,6 +260,20 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'flops.db'}"
 
     @property
+    def services_tracking_url(self) -> str:
+        """The MLflow URL project services are given (`public_tracking_uri` or its default)."""
+        if self.public_tracking_uri:
+            return self.public_tracking_uri.rstrip("/")
+        if self.tracking_uri:
+            return self.tracking_uri.rstrip("/")
+        return f"http://{url_host(self.mlflow_host)}:{self.mlflow_port}"
+
+    @property
     def callback_base_url(self) -> str:
         """Base URL services use to reach the manager's API."""
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        return (self.public_url or f"http://{url_host(self.host)}:{self.port}").rstrip("/")
+
+
+def url_host(host: str) -> str:
+    """`host` as it stands in a URL: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

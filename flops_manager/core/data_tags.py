@@ -34,6 +34,7 @@ __all__ = [
     "SHARED_PREFIX",
     "DataTagError",
     "check_data_tag",
+    "customer_data_tag",
     "customer_namespace",
     "is_shared",
     "stored_data_tag",
@@ -125,3 +126,27 @@ def stored_data_tags(customer_id: str, tags: Sequence[str]) -> list[str]:
     if isinstance(tags, str):
         raise DataTagError(f"data tags must be a list of tags, not {tags!r}")
     return [stored_data_tag(customer_id, tag) for tag in tags]
+
+
+def customer_data_tag(customer_id: str, stored_tag: str) -> str | None:
+    """Return the tag as `customer_id` writes it for a data-server tag, or None if not theirs.
+
+    The inverse of `stored_data_tag`: the customer's own `<namespace>:TAG` is `TAG`, a shared
+    `TAG` is `shared:TAG`; another customer's tag, and a stored tag no user could name (pushed
+    by hand under a name outside the pattern), are None.
+
+    Parameters
+    ----------
+    customer_id : str
+        Whose view it is.
+    stored_tag : str
+        The tag as a data server holds it.
+    """
+    namespace, separator, tag = stored_tag.rpartition(_SEPARATOR)
+    if not separator:
+        written = f"{SHARED_PREFIX}{stored_tag}"
+    elif namespace == customer_namespace(customer_id):
+        written = tag
+    else:
+        return None
+    return written if _DATA_TAG.fullmatch(written) else None

@@ -1,6 +1,24 @@
-"""Persistence of projects, their events and API tokens (SQLAlchemy; SQLite or PostgreSQL)."""
+"""Persistence of projects, their events, API tokens and learner nodes (SQLAlchemy; SQLite or
+PostgreSQL)."""
 
-from flops_manager.db.models import ApiToken, Base, Project, ProjectEvent, ProjectService
+from flops_manager.db.models import (
+    ApiToken,
+    Base,
+    Node,
+    NodeToken,
+    Project,
+    ProjectEvent,
+    ProjectService,
+)
 from flops_manager.db.session import Database
 
-__all__ = ["ApiToken", "Base", "Database", "Project", "ProjectEvent", "ProjectService"]
+__all__ = [
+    "ApiToken",
+    "Base",
+    "Database",
+    "Node",
+    "NodeToken",
+    "Project",
+    "ProjectEvent",
+    "ProjectService",
+]

@@ -1,5 +1,5 @@
 """Tables: projects, every state transition and event of a project, its services, API tokens,
-mock-data jobs and their events."""
+mock-data jobs and their events, learner nodes and their node tokens."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ __all__ = [
     "Base",
     "MockDataJob",
     "MockDataJobEvent",
+    "Node",
+    "NodeToken",
     "Project",
     "ProjectEvent",
     "ProjectService",
@@ -126,6 +128,40 @@ class ApiToken(Base):
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class NodeToken(Base):
+    """A learner node's enrolment token, stored as its SHA-256 hash only; it registers one node."""
+
+    __tablename__ = "node_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node: Mapped[str] = mapped_column(String(63), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    label: Mapped[str] = mapped_column(String(128), default="")
+    # Issued by the embedded default for its own data servers (replaced at every start).
+    simulated: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Node(Base):
+    """A learner node as it last reported itself: where its data server is, which tags it holds."""
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    cluster: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int] = mapped_column(Integer)
+    # Stored data tag -> rows held; reader host -> datasets served (never the data itself).
+    tags: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    reads: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    version: Mapped[str] = mapped_column(String(64), default="")
+    simulated: Mapped[bool] = mapped_column(default=False)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class MockDataJob(Base):

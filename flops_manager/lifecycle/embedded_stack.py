@@ -4,7 +4,10 @@ They run as supervised services of the orchestrator (restarted on failure), unde
 pseudo-project `system`, so the orchestrator owns their processes and the manager only
 checks that they answer. One data server stands for each learner node of the embedded
 default; learner `i` reads the data of node `i mod nodes`, as on real nodes each learner
-reads its own node's data under the same data tags.
+reads its own node's data under the same data tags. Given the manager's URL and a source of
+node tokens, the data servers register themselves with the manager as nodes `node<i>` of
+cluster `local` at 127.0.0.1, as a data server on a real worker does; on backends whose
+learners run on registered worker nodes the stack runs no data server at all (`nodes=0`).
 
 What a killed manager left running of these services is stopped (whole process groups) before
 they are started anew, and a port held by another program fails the start naming the port
@@ -16,6 +19,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from flops_core.errors import TemporaryError
@@ -25,11 +29,16 @@ from flops_manager.lifecycle.stack_leftovers import port_problem, stop_leftovers
 from flops_manager.orchestrators import Orchestrator, RestartPolicy, ServiceSpec, ServiceStatus
 from flops_utils.ml_data_client import MLDataClient, MLDataError
 
-__all__ = ["SYSTEM_PROJECT", "EmbeddedStack", "StackError"]
+__all__ = ["LOCAL_CLUSTER", "NODE_TOKEN_ENV", "SYSTEM_PROJECT", "EmbeddedStack", "StackError"]
 
 SYSTEM_PROJECT = "system"
+#: The environment variable a data server reads its node token from (as on real workers).
+NODE_TOKEN_ENV = "FLOPS_NODE_TOKEN"
 _log = get_logger("manager.stack")
 _PROBE_S = 2.0  # one health probe's limit
+_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+#: The cluster the simulated nodes report.
+LOCAL_CLUSTER = "local"
 
 
 class StackError(TemporaryError, RuntimeError):
@@ -49,7 +58,7 @@ class EmbeddedStack:
     mlflow_port, data_server_port : int
         MLflow's port; node `i`'s data server listens on `data_server_port + i`.
     nodes : int
-        Learner nodes simulated on this machine.
+        Learner nodes simulated on this machine; 0 starts no data server (MLflow only).
     tracking_uri : str | None
         An MLflow server to use instead of starting one (then only the data servers start).
     health_ttl : float
@@ -59,6 +68,14 @@ class EmbeddedStack:
     answer_timeout : float
         Seconds a service that answered before and still runs may take to answer again (a
         stopped or overloaded process), before whatever needs it fails naming it.
+    mlflow_host : str
+        The address MLflow binds (`0.0.0.0`: every interface, so that other hosts reach it).
+        `tracking_url` names it, a wildcard as the loopback address.
+    manager_url : str | None
+        The manager's URL the data servers register with (with `node_tokens`).
+    node_tokens : Callable[[Sequence[str]], Mapping[str, str]] | None
+        Called once with `["node0", ...]` before the data servers first start; returns each
+        node's token, which its data server gets in the environment (`FLOPS_NODE_TOKEN`).
     """
 
     def __init__(
@@ -73,8 +90,15 @@ class EmbeddedStack:
         tracking_uri: str | None = None,
         health_ttl: float = 2.0,
         answer_timeout: float = 10.0,
+        mlflow_host: str = "127.0.0.1",
+        manager_url: str | None = None,
+        node_tokens: Callable[[Sequence[str]], Mapping[str, str]] | None = None,
     ) -> None:
         self.orchestrator = orchestrator
+        self.mlflow_host = mlflow_host
+        self.manager_url = manager_url
+        self._node_tokens = node_tokens
+        self._tokens: Mapping[str, str] | None = None  # asked once, reused on restarts
         self.data_dir = data_dir
         self.mlflow_port = mlflow_port
         self.data_server_port = data_server_port
@@ -94,10 +118,29 @@ class EmbeddedStack:
     @property
     def tracking_url(self) -> str:
         """The MLflow tracking server."""
-        return self.external_tracking_uri or f"http://127.0.0.1:{self.mlflow_port}"
+        if self.external_tracking_uri:
+            return self.external_tracking_uri
+        host = _WILDCARD_HOSTS.get(self.mlflow_host, self.mlflow_host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.mlflow_port}"
+
+    @staticmethod
+    def node_name(node: int) -> str:
+        """The name simulated node `node` registers under: `node<i>`."""
+        return f"node{node}"
 
     def data_server(self, node: int) -> str:
-        """Address of node `node`'s data server."""
+        """Address of node `node`'s data server.
+
+        Raises
+        ------
+        ValueError
+            When the stack simulates no nodes (`nodes=0`).
+        """
+        if self.nodes <= 0:
+            raise ValueError(
+                "this manager simulates no learner nodes (nodes=0); learners read the data "
+                "servers of the registered nodes"
+            )
         return f"grpc://127.0.0.1:{self.data_server_port + node % self.nodes}"
 
     def ensure_started(self) -> None:
@@ -139,7 +182,9 @@ class EmbeddedStack:
     def _check_port(self, name: str) -> None:
         """Raise `StackError` naming the port and its setting if another program holds it."""
         if name == "mlflow":
-            problem = port_problem("127.0.0.1", self.mlflow_port, "MLflow", "FLOPS_MLFLOW_PORT")
+            problem = port_problem(
+                self.mlflow_host, self.mlflow_port, "MLflow", "FLOPS_MLFLOW_PORT"
+            )
         else:
             node = int(name.removeprefix("dataserver"))
             problem = port_problem(
@@ -156,7 +201,9 @@ class EmbeddedStack:
         store.mkdir(parents=True, exist_ok=True)
         specs: dict[str, ServiceSpec] = {}
         if self.external_tracking_uri is None:
-            launch = mlflow_server_launch(store, port=self.mlflow_port, python=python)
+            launch = mlflow_server_launch(
+                store, port=self.mlflow_port, host=self.mlflow_host, python=python
+            )
             specs["mlflow"] = ServiceSpec(
                 name="mlflow",
                 project_id=SYSTEM_PROJECT,
@@ -165,15 +212,32 @@ class EmbeddedStack:
                 command=list(launch.command),
                 env=dict(launch.env),
             )
+        tokens = self._registration_tokens()
         for node in range(self.nodes):
-            folder = self.data_dir / "nodes" / f"node{node}" / "ml_data"
+            name = self.node_name(node)
+            folder = self.data_dir / "nodes" / name / "ml_data"
+            port = str(self.data_server_port + node)
+            command = [python, "-m", "flops_data_server", "serve", "--host", "127.0.0.1",
+                       "--port", port, "--data-dir", str(folder)]  # fmt: skip
+            env: dict[str, str] = {}
+            if tokens is not None and self.manager_url:
+                command += ["--manager-url", self.manager_url, "--node-name", name,
+                            "--cluster", LOCAL_CLUSTER,
+                            "--advertise-address", "127.0.0.1"]  # fmt: skip
+                env[NODE_TOKEN_ENV] = tokens[name]
             specs[f"dataserver{node}"] = ServiceSpec(
                 name=f"dataserver{node}", project_id=SYSTEM_PROJECT, role="data_server",
-                restart=restart,
-                command=[python, "-m", "flops_data_server", "serve", "--host", "127.0.0.1",
-                         "--port", str(self.data_server_port + node), "--data-dir", str(folder)],
+                restart=restart, command=command, env=env,
             )  # fmt: skip
         return specs
+
+    def _registration_tokens(self) -> Mapping[str, str] | None:
+        """The simulated nodes' tokens (asked once), or None when they do not register."""
+        if self._node_tokens is None or not self.manager_url or self.nodes <= 0:
+            return None
+        if self._tokens is None:
+            self._tokens = self._node_tokens([self.node_name(i) for i in range(self.nodes)])
+        return self._tokens
 
     def _wait_healthy(self) -> None:
         """Wait until every service answers: a new one up to `startup_timeout`, one that

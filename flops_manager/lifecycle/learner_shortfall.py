@@ -99,15 +99,20 @@ class LearnerShortfall:
             ):
                 group.started = True
 
-    def reason(self, statuses: Mapping[str, ServiceStatus]) -> str | None:
+    def reason(
+        self, statuses: Mapping[str, ServiceStatus], nodes: Mapping[str, str | None] | None = None
+    ) -> str | None:
         """Why training cannot go on, once that has been so for `grace_s`; else None.
 
         Parameters
         ----------
         statuses : Mapping[str, ServiceStatus]
             The current status of each learner (a missing one counts as running).
+        nodes : Mapping[str, str | None] | None
+            The node each learner runs on, where the orchestrator knows it; the reason names
+            the nodes of the learners that were lost.
         """
-        short = [(g, r) for g in self.groups if (r := self._group_reason(g, statuses))]
+        short = [(g, r) for g in self.groups if (r := self._group_reason(g, statuses, nodes))]
         if not short:
             self._since = None
             return None
@@ -119,22 +124,35 @@ class LearnerShortfall:
         return reason if now - self._since >= grace else None
 
     @staticmethod
-    def _group_reason(group: LearnerGroup, statuses: Mapping[str, ServiceStatus]) -> str | None:
+    def _group_reason(
+        group: LearnerGroup, statuses: Mapping[str, ServiceStatus],
+        nodes: Mapping[str, str | None] | None = None,
+    ) -> str | None:  # fmt: skip
         left = [s for s in group.learners if statuses.get(s) not in _LOST]
         needed, setting = group.needed
         if len(left) >= needed:
             return None
         total, what = len(group.learners), f"{group.noun}s{group.where}"
+        lost = [s for s in group.learners if s not in left]
+        on = _on_nodes([(nodes or {}).get(s) for s in lost])
         if not left:
             return (
-                f"all {total} {what} exited before training ended"
+                f"all {total} {what} exited before training ended{on}"
                 if total > 1
-                else f"the {group.noun}{group.where} exited before training ended"
+                else f"the {group.noun}{group.where} exited before training ended{on}"
             )
         return (
-            f"{total - len(left)} of {total} {what} exited before training ended; "
+            f"{total - len(left)} of {total} {what} exited before training ended{on}; "
             f"the {len(left)} left are fewer than the {needed} needed ({setting})"
         )
+
+
+def _on_nodes(nodes: list[str | None]) -> str:
+    """` (on node w2)`, ` (on nodes w1, w2)` for the known ones; empty when none is known."""
+    known = list(dict.fromkeys(n for n in nodes if n))
+    if not known:
+        return ""
+    return f" (on node{'s' if len(known) > 1 else ''} {', '.join(known)})"
 
 
 def hierarchy_groups(

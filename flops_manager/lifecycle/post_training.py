@@ -73,6 +73,7 @@ class PostTraining:
     events: queue.Queue[dict[str, Any]]
     check_cancelled: Callable[[], None]
     tracking_url: str
+    """MLflow as the manager reaches it (the model is checked on this machine)."""
     callback_env: dict[str, str]
     free_port: Callable[[], int]
     environment: Path | None = None
@@ -81,6 +82,12 @@ class PostTraining:
     image_registry: str = ""
     """Names the image of an environment-run inference service where the orchestrator
     `needs_image_names`."""
+    services_tracking_url: str | None = None
+    """MLflow as the builder and the inference service reach it; `None`: `tracking_url`."""
+
+    @property
+    def _services_tracking_url(self) -> str:
+        return self.services_tracking_url or self.tracking_url
 
     def run(self, steps: list[PostTrainingStep], model: dict[str, Any]) -> dict[str, Any]:
         """Run `steps` in order for `model` (the aggregator's registered model); the results.
@@ -175,7 +182,7 @@ class PostTraining:
             "--tls-verify" if self.images.tls_verify else "--insecure-registry",
         ]  # fmt: skip
         # The tracking URI may carry credentials: environment, not argv.
-        env = {**self.callback_env, "MLFLOW_TRACKING_URI": self.tracking_url}
+        env = {**self.callback_env, "MLFLOW_TRACKING_URI": self._services_tracking_url}
         spec = stage.builder_spec(f"ib{self.project_id}", command, env)
         try:
             builder = self.deploy(spec)
@@ -219,7 +226,7 @@ class PostTraining:
                          "--env-manager", "local", "--host",
                          "0.0.0.0" if remote else "127.0.0.1", "--port", str(port),
                          "--workers", "1"],
-                env={"MLFLOW_TRACKING_URI": self.tracking_url},
+                env={"MLFLOW_TRACKING_URI": self._services_tracking_url},
                 ports=[PortMapping(container_port=port)],
                 resources=Resources(memory_mb=_INFERENCE_MEMORY_MB),
                 restart=RestartPolicy(policy="on_failure", max_restarts=3),

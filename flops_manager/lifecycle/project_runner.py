@@ -20,7 +20,7 @@ from typing import Any
 from flops_core.logs import get_logger
 from flops_manager.lifecycle.building_stage import BuildingStage
 from flops_manager.lifecycle.embedded_stack import StackError
-from flops_manager.lifecycle.federated_training import FederatedTraining
+from flops_manager.lifecycle.federated_training import FederatedTraining, place_on_nodes
 from flops_manager.lifecycle.mlflow_outcome import confirmed_training, describe_confirmation
 from flops_manager.lifecycle.mlflow_runs import RunStatus, end_running_runs
 from flops_manager.lifecycle.post_training import INFERENCE_ROLE, PostTraining, PostTrainingFailure
@@ -136,6 +136,9 @@ class ProjectRunner(threading.Thread):
         if not health.ok:
             raise ProjectFailure(f"the {self.context.orchestrator.kind} orchestrator cannot take "
                                  f"work: {health.message}")  # fmt: skip
+        # Nodes that cannot take the learners fail the project before anything is deployed
+        # (the image builder included); training places them again with the nodes it finds.
+        place_on_nodes(self.context, self.body)
         self.store.transition(ProjectState.BUILDING, "checking out the repo")
         building = BuildingStage(
             context=self.context, store=self.store, body=self.body, repo_url=self.repo_url,
@@ -178,7 +181,9 @@ class ProjectRunner(threading.Thread):
             store=self.store, orchestrator=self.context.orchestrator,
             deploy=self.deployer.deploy_spec, events=self.events,
             check_cancelled=self._check_cancelled,
-            tracking_url=self.context.stack.tracking_url, callback_env=self._callback_env(),
+            tracking_url=self.context.stack.tracking_url,
+            services_tracking_url=self.context.services_tracking_url,
+            callback_env=self._callback_env(),
             free_port=free_port, environment=runtime.environment, images=self.context.images,
             image_registry=self.context.image_registry,
         )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from flops_manager.environments import EnvironmentBuilder
 from flops_manager.lifecycle.embedded_stack import EmbeddedStack
 from flops_manager.lifecycle.image_stage import ImageSettings
 from flops_manager.orchestrators import Orchestrator
+from flops_manager.services.nodes import RegisteredNode
 
 __all__ = ["IMAGE_REPO_DIR", "RunnerContext", "ServiceRuntime"]
 
@@ -37,6 +39,21 @@ class RunnerContext:
     """Clusters for hierarchical FL on backends that do not report their own (`docker`)."""
     schedule_timeout_s: float = 300.0
     """How long an orchestrator that `schedules_after_deploy` may take to start a service."""
+    public_tracking_url: str | None = None
+    """The MLflow URL project services are given (FLOPS_PUBLIC_TRACKING_URI); `None`: the
+    stack's, the one the manager uses itself."""
+    nodes: Callable[[], list[RegisteredNode]] | None = None
+    """The registered learner nodes, sorted by name, fresh or stale (`list_nodes`), asked
+    where the orchestrator `places_on_nodes`; `None`: no node is registered."""
+
+    @property
+    def services_tracking_url(self) -> str:
+        """The MLflow URL aggregators, learners, builders and inference servers get."""
+        return self.public_tracking_url or self.stack.tracking_url
+
+    def registered_nodes(self) -> list[RegisteredNode]:
+        """The registered learner nodes now (see `nodes`)."""
+        return self.nodes() if self.nodes is not None else []
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from flops_core.logs import get_logger
@@ -18,8 +20,9 @@ from flops_manager.lifecycle.image_stage import ImageSettings
 from flops_manager.lifecycle.lifecycle import ProjectLifecycle
 from flops_manager.lifecycle.runner_context import RunnerContext
 from flops_manager.orchestrators import Orchestrator, orchestrators_from_settings
+from flops_manager.services.nodes import RegisteredNode, issue_simulated_node_tokens, list_nodes
 
-__all__ = ["ManagerRuntime"]
+__all__ = ["ManagerRuntime", "registered_nodes", "simulated_node_tokens"]
 
 _log = get_logger("manager.runtime")
 _HEALTH_TTL_S = 2.0
@@ -50,13 +53,21 @@ class ManagerRuntime:
         orchestrator, stack_orchestrator = built.projects, built.stack
         if settings.uses_images:
             images = ImageSettings.from_settings(settings)
+        # Where learners go to registered nodes, the nodes are real hosts: no simulated ones,
+        # and those an earlier embedded default registered (at 127.0.0.1) are forgotten.
+        places_on_nodes = orchestrator.capabilities.places_on_nodes
+        if places_on_nodes:
+            simulated_node_tokens(database, [])
         stack = EmbeddedStack(
             orchestrator=stack_orchestrator or orchestrator,
             data_dir=data_dir,
             mlflow_port=settings.mlflow_port,
             data_server_port=settings.data_server_port,
-            nodes=settings.local_nodes,
+            nodes=0 if places_on_nodes else settings.local_nodes,
             tracking_uri=settings.tracking_uri,
+            mlflow_host=settings.mlflow_host,
+            manager_url=settings.callback_base_url,
+            node_tokens=partial(simulated_node_tokens, database),
         )
         context = RunnerContext(
             orchestrator=orchestrator,
@@ -76,6 +87,8 @@ class ManagerRuntime:
             image_registry=settings.registry,
             configured_clusters=tuple(settings.clusters),
             schedule_timeout_s=settings.oakestra_schedule_timeout_s,
+            public_tracking_url=settings.public_tracking_uri,
+            nodes=partial(registered_nodes, database, settings.node_stale_after_s),
         )
         lifecycle = ProjectLifecycle(database=database, context=context)
         runtime = cls(orchestrator, stack, lifecycle, stack_orchestrator=stack_orchestrator)
@@ -120,3 +133,15 @@ class ManagerRuntime:
             _log.error("embedded stack failed to start: %s", e)
             return
         self.lifecycle.end_recovered_runs()
+
+
+def registered_nodes(database: Database, stale_after_s: float) -> list[RegisteredNode]:
+    """The learner nodes registered now, sorted by name, stale ones marked."""
+    with database.session() as session:
+        return list_nodes(session=session, stale_after_s=stale_after_s)
+
+
+def simulated_node_tokens(database: Database, names: Sequence[str]) -> Mapping[str, str]:
+    """Fresh node tokens for the embedded default's data servers (earlier ones revoked)."""
+    with database.session() as session:  # commits when it ends
+        return issue_simulated_node_tokens(session=session, names=names)

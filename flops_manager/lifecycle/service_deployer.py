@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from flops_core.redact import redact_url
 from flops_manager.core.data_tags import DataTagError, stored_data_tags
+from flops_manager.lifecycle.node_placement import NodePlan
 from flops_manager.lifecycle.project_store import ProjectStore
 from flops_manager.lifecycle.runner_context import RunnerContext, ServiceRuntime
 from flops_manager.lifecycle.training_watch import ProjectFailure, TrainingWatch
@@ -93,7 +94,7 @@ class ServiceDeployer:
             "--address", listen,
             "--round-timeout", str(config.round_timeout_s),
             "--connect-timeout", str(config.connect_timeout_s),
-            "--mlflow-uri", self.context.stack.tracking_url,
+            "--mlflow-uri", self.context.services_tracking_url,
             *(hierarchy or []),
         ]  # fmt: skip
         # What the user wrote goes in the environment: argv is size-limited and public (`ps`).
@@ -120,38 +121,42 @@ class ServiceDeployer:
 
     def learners(
         self, runtime: ServiceRuntime, learners: dict[str, list[int]], clusters: dict[str, str],
-        nodes: Mapping[int, int] | None = None,
+        nodes: Mapping[int, int] | None = None, placed: NodePlan | None = None,
     ) -> list[str]:  # fmt: skip
         """Deploy learners by the aggregator address they train with; their service ids.
 
-        Learner `i` reads the data of node `nodes[i]`, by default of node `i` (modulo the nodes).
+        Learner `i` reads the data of node `nodes[i]`, by default of node `i` (modulo the nodes),
+        of the embedded stack. With `placed` (a backend that `places_on_nodes`), learner `i`
+        runs pinned to its registered node, with the image of the node's platform, and reads
+        that node's data server at the node's address.
         """
         config = self.body.training_configuration
         try:
             data_tags = stored_data_tags(self.body.customer_id, config.data_tags)
         except DataTagError as e:
             raise ProjectFailure(f"training_configuration.data_tags: {e}") from e
+        on_nodes = {p.index: p for p in placed.learners} if placed is not None else {}
         specs = []
         for address, indexes in learners.items():
             for i in indexes:
+                if (where := on_nodes.get(i)) is not None:
+                    placement = Placement(cluster=where.node.cluster, node=where.node.name)
+                    platforms, data_server = [where.platform], where.node.data_server_url
+                else:
+                    placement = Placement(cluster=clusters.get(address))
+                    platforms = self.body.learner_platform(i)
+                    data_server = self.context.stack.data_server((nodes or {}).get(i, i))
                 command = [
                     "python", "-m", "flops_learner", "--project-id", self.project_id,
                     "--name", f"learner{i}", "--repo-dir", runtime.code_dir,
-                    "--aggregator", address,
-                    "--data-server", self.context.stack.data_server((nodes or {}).get(i, i)),
+                    "--aggregator", address, "--data-server", data_server,
                     "--connect-timeout", str(config.connect_timeout_s),
                 ]  # fmt: skip
-                specs.append(
-                    self.spec(
-                        "learner",
-                        f"l{i}{self.project_id}"[:30],
-                        command,
-                        runtime,
-                        self.body.learner_platform(i),
-                        placement=Placement(cluster=clusters.get(address)),
-                        env={"FLOPS_DATA_TAGS": ",".join(data_tags)},
-                    )
-                )
+                env = {"FLOPS_DATA_TAGS": ",".join(data_tags)}
+                name = f"l{i}{self.project_id}"[:30]
+                spec = self.spec("learner", name, command, runtime, platforms,
+                                 placement=placement, env=env)  # fmt: skip
+                specs.append(spec)
         try:
             self.check_cancelled()
             ids = self.context.orchestrator.deploy_many(specs)

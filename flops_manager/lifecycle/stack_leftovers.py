@@ -74,13 +74,14 @@ def port_problem(host: str, port: int, what: str, setting: str) -> str | None:
     Parameters
     ----------
     host, port : str, int
-        Where the service will listen.
+        Where the service will listen (an IPv4 or IPv6 address, or a host name).
     what : str
         The service, for the message (`MLflow`, `the data server of node 1`).
     setting : str
         The setting that chooses the port, for the message (`FLOPS_MLFLOW_PORT`).
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         # As the servers themselves bind: a port in TIME_WAIT is free for them.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -104,18 +104,19 @@ class TrainingWatch:
                         reason += "; clusters: " + "; ".join(self._cluster_failures.values())
                     raise ProjectFailure(reason + self._learner_summary(learners))
             statuses: dict[str, ServiceStatus] = {}
+            nodes: dict[str, str | None] = {}
             for service_id in learners:
                 state = orchestrator.status(service_id)
-                statuses[service_id] = state.status
+                statuses[service_id], nodes[service_id] = state.status, self._node_of(state)
                 if (
                     state.status is ServiceStatus.FAILED
                     and service_id not in self._learner_failures
                 ):
                     lines = orchestrator.logs(service_id, tail=5)
-                    message = exit_message(state.name, state.exit_code, lines)
+                    message = exit_message(self._named(state), state.exit_code, lines)
                     self._learner_failures[service_id] = message
                     self.store.event(f"{state.role}_failed", message)
-            lost = shortfall.reason(statuses)
+            lost = shortfall.reason(statuses, nodes)
             if lost is not None and self.events.empty():
                 self._await_learner_reasons([s for s in learners if statuses[s].terminal])
                 reason = f"training failed: {lost}"
@@ -135,6 +136,16 @@ class TrainingWatch:
                         "the aggregator stopped without reporting an outcome: "
                         + exit_message("aggregator", state.exit_code, lines)
                     )
+
+    def _node_of(self, state: ServiceState) -> str | None:
+        """The node a service runs on, where services may run on other hosts and it is known
+        (on this machine every service shares one node, and naming it says nothing)."""
+        return state.node if self.orchestrator.capabilities.services_on_other_hosts else None
+
+    def _named(self, state: ServiceState) -> str:
+        """A service by its name, and its node (`_node_of`) where that is known."""
+        node = self._node_of(state)
+        return f"{state.name} on node {node}" if node else state.name
 
     def _await_exit(self, service_id: str) -> None:
         """Let an aggregator that reported its outcome finish sending events and exit by itself.
@@ -197,7 +208,7 @@ class TrainingWatch:
             if state.status is ServiceStatus.FAILED and service_id not in self._learner_failures:
                 lines = self.orchestrator.logs(service_id, tail=5)
                 self._learner_failures[service_id] = exit_message(
-                    state.name, state.exit_code, lines
+                    self._named(state), state.exit_code, lines
                 )
         by_reason: dict[str, list[str]] = {}
         for name, reason in sorted(self._learner_reasons.items()):

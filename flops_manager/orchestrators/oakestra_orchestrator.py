@@ -99,6 +99,7 @@ class OakestraOrchestrator(Orchestrator):
         schedules_after_deploy=True,
         needs_image_names=True,
         reports_clusters=True,
+        places_on_nodes=True,
     )
 
     def __init__(
@@ -333,7 +334,8 @@ class OakestraOrchestrator(Orchestrator):
             finished_at=datetime.now(UTC) if status.terminal else None,
             addresses=[address] if address else [],
             cluster=cluster or (previous.cluster if previous else None),
-            node=node or (previous.node if previous else None),
+            # The node a service is pinned to, by name; else the worker Oakestra reports.
+            node=record.spec.placement.node or node or (previous.node if previous else None),
             message=message,
         )
 

@@ -163,6 +163,10 @@ class Capabilities:
     simulates_clusters: bool = False
     """With no clusters configured, hierarchical FL may make clusters of the embedded
     default's simulated nodes; every service of them runs on this machine."""
+    places_on_nodes: bool = False
+    """Learners go to the registered nodes that hold the project's data, pinned by (cluster,
+    node), and read that node's data server at its address (else learner `i` reads the
+    embedded default's data server `i` and the backend places it where it likes)."""
 
 
 class Orchestrator(Closing, abc.ABC):

@@ -92,7 +92,9 @@ class TrainingConfiguration(BaseModel):
         ge=1,
         le=1_000,
         description="Learners to deploy; default min_available_clients (per cluster on "
-        "simulated clusters).",
+        "simulated clusters). Where learners go to the registered nodes that hold the data "
+        "(oakestra): one per fresh node holding any of data_tags by default, and at most that "
+        "many.",
     )
     strategy: str = Field("FedAvg", description=f"One of: {', '.join(STRATEGY_NAMES)}.")
     strategy_params: dict[str, Any] = Field(

@@ -49,6 +49,7 @@ from flops_manager.services.mock_job_records import (
     list_jobs,
     stored_tag_of,
 )
+from flops_manager.services.node_data_servers import NodeDataServers, NoLearnerNodeError
 from flops_utils.ml_data_client import DatasetNotFoundError, MLDataClient, MLDataError
 
 __all__ = [
@@ -75,9 +76,12 @@ _ANSWER_S, _PUSH_S = 10.0, 120.0
 
 
 class DataServers(Protocol):
-    """Where partitions go: partition i to node i mod `nodes` (the embedded stack is one)."""
+    """Where partitions go: partition i to node i mod `nodes` (the embedded stack is one, and
+    `NodeDataServers`, the registered nodes' own, another)."""
 
-    nodes: int
+    @property
+    def nodes(self) -> int:
+        """How many nodes take partitions."""
 
     def ensure_started(self) -> None:
         """Start the data servers if they are not running, and wait until they answer."""
@@ -177,7 +181,7 @@ class MockJobs:
                     name = client.push_table(tag, part)
                 entry = {
                     "partition": i,
-                    "node": i % servers.nodes,
+                    "node": _node_of(servers, i),
                     "data_server": address,
                     "dataset": name,
                     "rows": part.num_rows,
@@ -198,7 +202,7 @@ class MockJobs:
                 return MockJobState.CANCELLED, False
             reason = (
                 str(e)
-                if isinstance(e, MLDataError | StackError | ValueError)
+                if isinstance(e, MLDataError | StackError | NoLearnerNodeError | ValueError)
                 else (f"{type(e).__name__}: {e}")
             )
             # FLOps errors and the SDK's data-client errors (a tree of its own) say it.
@@ -360,6 +364,14 @@ class MockJobs:
                 job.finished_at = utcnow()
             job.events.append(MockDataJobEvent(kind="state", type=state.value, message=message))
         _log.info("mock-data job %s: %s (%s)", job_id, state.value, message)
+
+
+def _node_of(servers: DataServers, partition: int) -> int | str:
+    """The node a partition goes to, as its events name it: a registered node's name, or the
+    index of one of the embedded default's nodes."""
+    if isinstance(servers, NodeDataServers):
+        return servers.node_name(partition)
+    return partition % servers.nodes
 
 
 def _partition(

@@ -7,6 +7,7 @@ project ids cannot be probed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -46,11 +47,20 @@ class ProjectConflictError(PermanentError, RuntimeError):
     """Raised when a request does not fit the project's state (e.g. cancel a finished one)."""
 
 
-def create_project(*, session: Session, caller: Caller, body: ProjectCreate) -> tuple[Project, str]:
+def create_project(
+    *, session: Session, caller: Caller, body: ProjectCreate,
+    check: Callable[[ProjectCreate], object] | None = None,
+) -> tuple[Project, str]:  # fmt: skip
     """Persist a new project in `pending`; return it and its services' callback token.
 
     A customer's project belongs to the token's customer; `customerID`, when given, must name
     it. The admin may create projects for any customer. `body.customer_id` is set to the owner.
+
+    Parameters
+    ----------
+    check : Callable[[ProjectCreate], object] | None
+        Called with the body once its owner is set, before anything is stored (the learners'
+        placement on the registered nodes); what it raises propagates.
 
     Raises
     ------
@@ -65,6 +75,8 @@ def create_project(*, session: Session, caller: Caller, body: ProjectCreate) -> 
         customer = caller.customer_id
     # The runner names images and data-tag namespaces after the body's owner: the real one.
     body.customer_id = customer
+    if check is not None:
+        check(body)
     token = generate_token()
     project = Project(
         customer_id=customer,

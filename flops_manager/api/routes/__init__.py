@@ -2,7 +2,16 @@
 
 from fastapi import APIRouter
 
-from flops_manager.api.routes import database, health, mocks, projects, tokens, tracking
+from flops_manager.api.routes import (
+    database,
+    health,
+    mocks,
+    node_tokens,
+    nodes,
+    projects,
+    tokens,
+    tracking,
+)
 
 __all__ = ["API_PREFIX", "api_router"]
 
@@ -14,4 +23,6 @@ api_router.include_router(tokens.router)
 api_router.include_router(projects.router)
 api_router.include_router(tracking.router)
 api_router.include_router(mocks.router)
+api_router.include_router(nodes.router)
+api_router.include_router(node_tokens.router)
 api_router.include_router(database.router)

@@ -35,6 +35,7 @@ from flops_manager.services.mock_datasets import (
     resolve_requested_dataset,
 )
 from flops_manager.services.mock_jobs import DataServers, MockJobs
+from flops_manager.services.node_data_servers import NodeDataServers
 
 __all__ = ["DataServersDep", "MockJobsDep", "get_data_servers", "get_mock_jobs", "router"]
 
@@ -44,7 +45,11 @@ _jobs_lock = threading.Lock()
 
 
 async def get_data_servers(runtime: RuntimeDep) -> DataServers:
-    """The learner nodes' data servers: the embedded stack's (503 while the manager starts)."""
+    """The learner nodes' data servers (503 while the manager starts): the registered nodes'
+    own where learners run on them (`places_on_nodes`), else the embedded stack's."""
+    context = runtime.lifecycle.context
+    if context.orchestrator.capabilities.places_on_nodes:
+        return NodeDataServers(context.registered_nodes)
     return runtime.stack
 
 

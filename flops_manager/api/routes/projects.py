@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
@@ -19,8 +20,10 @@ from flops_core.repos import RepoPolicyError
 from flops_manager.api.deps import CurrentCaller, DatabaseDep, RuntimeDep, SessionDep
 from flops_manager.api.errors import AUTH_RESPONSES, PermissionDeniedError
 from flops_manager.db import ProjectEvent
+from flops_manager.lifecycle.node_placement import NodePlacementError, place_learners
 from flops_manager.schemas import ACTIVE_STATES, ProjectCreate, ProjectState, ProjectSummary
 from flops_manager.services import projects as service
+from flops_manager.services.nodes import RegisteredNode
 from flops_manager.services.project_list import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -57,7 +60,10 @@ def create_project(
     """Accept a project and start it in the background; answers at once with its id.
 
     `message` is what the original FLOps manager answered; the `oak addon flops project` CLI
-    prints the reply as it is.
+    prints the reply as it is. Where learners go to the registered nodes that hold the data
+    (`oakestra`), learners that do not fit them are a 422 on the field to change
+    (`training_configuration.data_tags`, `.learners`, `.min_available_clients`,
+    `learner_platforms`), naming how many nodes hold the tags and why others were skipped.
     """
     try:
         runtime.lifecycle.context.repo_policy.check(body.ml_repo_url)
@@ -66,10 +72,20 @@ def create_project(
         raise RequestValidationError(
             [{"loc": ("body", "ml_repo_url"), "msg": message, "type": "value_error"}]
         ) from e
+    context = runtime.lifecycle.context
+    # The learners must fit the nodes that hold the data now; training places them again.
+    places = context.orchestrator.capabilities.places_on_nodes
+    check = partial(_place_on_nodes, context.registered_nodes) if places else None
     try:
-        project, token = service.create_project(session=session, caller=caller, body=body)
+        project, token = service.create_project(
+            session=session, caller=caller, body=body, check=check
+        )
     except PermissionError as e:
         raise PermissionDeniedError(str(e)) from e
+    except NodePlacementError as e:
+        raise RequestValidationError(
+            [{"loc": ("body", *e.loc), "msg": str(e), "type": "value_error"}]
+        ) from e
     session.commit()
     runtime.lifecycle.start(project.id, body=body, repo_url=body.ml_repo_url, token=token)
     url = str(request.url_for("get_project", project_id=project.id))
@@ -80,6 +96,10 @@ def create_project(
         "state": project.state,
         "message": "New FLOps project started successfully",
     }
+
+
+def _place_on_nodes(nodes: Callable[[], list[RegisteredNode]], body: ProjectCreate) -> None:
+    place_learners(nodes(), body)
 
 
 @router.get(

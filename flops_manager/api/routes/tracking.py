@@ -45,11 +45,12 @@ async def tracking(
 
     One tracking server serves every customer of this manager; `customerID` (query or JSON
     body, as the oak CLIs send it) is checked like elsewhere: a customer may name only itself.
-    `tracking_server_url` is the original FLOps field, the same URL as `tracking_url`.
+    `tracking_server_url` is the original FLOps field, the same URL as `tracking_url`: the
+    one the project services are given (FLOPS_PUBLIC_TRACKING_URI where it is set).
     """
     customer = requested_customer(caller, customer_id)
     ok, message = await run_in_threadpool(runtime.stack.health)
-    url = runtime.stack.tracking_url
+    url = runtime.lifecycle.context.services_tracking_url
     return {
         "tracking_url": url,
         "ready": ok,

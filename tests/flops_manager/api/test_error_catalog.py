@@ -22,6 +22,12 @@ from flops_manager.services.mock_job_records import (
     MockJobConflictError,
     MockJobNotFoundError,
 )
+from flops_manager.services.nodes import (
+    InvalidNodeNameError,
+    NodeTokenInvalidError,
+    NodeTokenNotFoundError,
+    NodeTokenOtherNodeError,
+)
 from flops_manager.services.oakestra_auth import (
     InvalidOakestraTokenError,
     OakestraUnavailableError,
@@ -41,6 +47,16 @@ from flops_manager.services.tokens import InvalidCustomerIdError, TokenNotFoundE
         (InvalidOakestraTokenError("expired"), (401, "invalid Oakestra token: expired")),
         (PermissionDeniedError("this needs an admin token"), (403, "this needs an admin token")),
         (OakestraUserNotAllowedError("no such customer"), (403, "no such customer")),
+        (
+            NodeTokenInvalidError(),
+            (401, NodeTokenInvalidError().args[0]),
+        ),
+        (
+            NodeTokenOtherNodeError("edge-a", "edge-b"),
+            (403, "this node token belongs to node edge-a, not edge-b"),
+        ),
+        (NodeTokenNotFoundError(3), (404, "node token 3 not found")),
+        (InvalidNodeNameError("bad node name"), (422, "bad node name")),
         (TokenNotFoundError(7), (404, "API token 7 not found")),
         (ProjectNotFoundError("p1"), (404, "project p1 not found")),
         (MockJobNotFoundError("j1"), (404, "mock-data job j1 not found")),

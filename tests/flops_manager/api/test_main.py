@@ -86,3 +86,39 @@ def test_invalid_settings_name_the_variable_without_values(
     err = capsys.readouterr().err
     assert "FLOPS_PORT:" in err
     assert ADMIN_TOKEN not in err
+
+
+@pytest.mark.parametrize(
+    ("public", "expected"),
+    [
+        ({}, "set FLOPS_PUBLIC_URL"),
+        ({"FLOPS_PUBLIC_URL": "http://10.0.0.1:5072"}, "set FLOPS_MLFLOW_HOST"),
+        (
+            {"FLOPS_PUBLIC_URL": "http://10.0.0.1:5072", "FLOPS_MLFLOW_HOST": "0.0.0.0",
+             "FLOPS_PUBLIC_TRACKING_URI": "http://localhost:5000"},
+            "set FLOPS_PUBLIC_TRACKING_URI",
+        ),
+    ],
+)  # fmt: skip
+def test_oakestra_with_loopback_service_addresses_exits_2_naming_the_setting(
+    environment: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    public: dict[str, str],
+    expected: str,
+) -> None:
+    # Prepare: an Oakestra manager whose services would get this host's loopback
+    for name, value in {
+        "FLOPS_ADMIN_TOKEN": ADMIN_TOKEN, "FLOPS_ORCHESTRATOR": "oakestra",
+        "FLOPS_OAKESTRA_URL": "http://127.0.0.1:9", "FLOPS_OAKESTRA_USERNAME": "flops",
+        "FLOPS_OAKESTRA_PASSWORD": "oak-password-0123", **public,
+    }.items():  # fmt: skip
+        environment.setenv(name, value)
+    environment.setattr(entry, "serve", lambda app, **options: pytest.fail("served"))
+
+    # Execute
+    code = entry.main()
+
+    # Assert
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err
+    assert ADMIN_TOKEN not in err and "oak-password-0123" not in err

@@ -101,6 +101,34 @@ def test_project_runs_to_completed_with_metrics_and_a_champion(
     assert data[-1]["type"] == "completed"
 
 
+def test_the_embedded_default_shows_its_simulated_nodes_with_their_data(
+    manager: Manager, repo_url: str
+) -> None:
+    # Prepare: the fixture pushed 3 partitions of digits; a project reads them
+    project = manager.run(_body(repo_url, rounds=1))
+    assert project["state"] == "completed", project["message"]
+
+    # Execute: the nodes' data servers registered themselves and report what they hold
+    def reported() -> list[dict[str, Any]]:
+        nodes = manager.api("GET", "/nodes").json()
+        assert [n["name"] for n in nodes] == ["node0", "node1", "node2"]
+        assert all(n["reads"] for n in nodes), nodes
+        return nodes
+
+    nodes = eventually(reported, "3 simulated nodes reporting their reads", 30, retry_on=(
+        AssertionError,))  # fmt: skip
+
+    # Assert: one partition per node, read by its learner on this machine
+    for number, node in enumerate(nodes):
+        assert node["simulated"] and node["state"] == "ready" and node["cluster"] == "local"
+        assert node["address"] == "127.0.0.1"
+        assert node["data_server"] == manager.data_server(number)
+        assert [t["tag"] for t in node["tags"]] == ["Admin:digits"]
+        assert node["tags"][0]["rows"] > 500
+        assert set(node["reads"]) == {"127.0.0.1"}
+    assert sum(n["tags"][0]["rows"] for n in nodes) == 1797
+
+
 def test_delete_during_training_stops_everything(manager: Manager, repo_url: str) -> None:
     # Prepare: a long project, caught while training
     project_id = manager.api("POST", "/projects", json=_body(repo_url, rounds=5000)).json()["id"]

@@ -18,6 +18,7 @@ from flops_data_server import MLDataServer
 from flops_manager.core.data_tags import (
     DataTagError,
     check_data_tag,
+    customer_data_tag,
     customer_namespace,
     stored_data_tag,
     stored_data_tags,
@@ -102,6 +103,23 @@ def test_an_empty_owner_is_refused() -> None:
         stored_data_tag("", "digits")
     with pytest.raises(DataTagError, match="list"):
         stored_data_tags("acme", "digits")
+
+
+def test_a_stored_tag_reads_back_as_its_customer_wrote_it() -> None:
+    # Prepare
+    written = [(c, t) for c in CUSTOMERS for t in ("digits", "x-y", "shared:digits")]
+    # Execute
+    read_back = [customer_data_tag(c, stored_data_tag(c, t)) for c, t in written]
+    # Assert
+    assert read_back == [t for _, t in written]
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["carol:digits", "acme%2Eeu:digits", "acme:carol:digits", "digits.x", "di gits", "acme:"],
+)
+def test_other_customers_and_unnameable_tags_read_back_as_none(stored: str) -> None:
+    assert customer_data_tag("acme", stored) is None
 
 
 @pytest.fixture

@@ -72,3 +72,19 @@ def test_a_cluster_that_lost_its_learner_is_named() -> None:
 
     # Assert
     assert reason == "the learner of cluster edgeA exited before training ended"
+
+
+def test_the_reason_names_the_nodes_of_the_lost_learners_where_they_are_known() -> None:
+    # Prepare
+    nodes = {"l0": "w1", "l1": "w2", "l2": None}
+
+    # Execute
+    one = _watch().reason({"l0": RUNNING, "l1": FAILED, "l2": RUNNING}, nodes)
+    every = _watch().reason({"l0": FAILED, "l1": FAILED, "l2": FAILED}, nodes)
+    unknown = _watch().reason({"l0": RUNNING, "l1": RUNNING, "l2": FAILED}, nodes)
+
+    # Assert
+    assert one is not None and one.startswith("1 of 3 learners exited before training ended "
+                                              "(on node w2); the 2 left")  # fmt: skip
+    assert every == "all 3 learners exited before training ended (on nodes w1, w2)"
+    assert unknown is not None and "(on node" not in unknown

@@ -40,3 +40,20 @@ def test_an_ipv6_listener_on_the_loopback_port_is_found_too() -> None:
         problem = port_problem("127.0.0.1", port, "the data server of node 0", "SETTING")
 
     assert problem is not None and f"held by pid {os.getpid()} (" in problem
+
+
+def test_an_ipv6_host_is_probed_as_ipv6() -> None:
+    # Prepare: a port held on ::1 only
+    with socket.socket(socket.AF_INET6) as other:
+        other.bind(("::1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+
+        # Execute
+        taken = port_problem("::1", port, "MLflow", "FLOPS_MLFLOW_PORT")
+
+    free = port_problem("::1", port, "MLflow", "FLOPS_MLFLOW_PORT")
+
+    # Assert
+    assert taken is not None and f"MLflow cannot listen on ::1:{port}" in taken
+    assert free is None

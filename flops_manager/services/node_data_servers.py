@@ -1,0 +1,67 @@
+"""Where mock data goes when learners run on the registered nodes: their own data servers.
+
+On a backend that `places_on_nodes` the learner nodes are real hosts, each with its own data
+server that registered with the manager. A mock-data job pushes partition `i` to the `i`-th
+fresh node by name (`i` modulo their number), through the address the node registered; the
+job's partition events name the node. With no fresh node the job fails at once, saying what
+to start on the workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flops_core.errors import TemporaryError
+from flops_manager.services.nodes import RegisteredNode
+
+__all__ = ["NoLearnerNodeError", "NodeDataServers"]
+
+
+class NoLearnerNodeError(TemporaryError, RuntimeError):
+    """Raised when no learner node is registered and fresh to take mock data; retryable once a
+    node registers."""
+
+
+class NodeDataServers:
+    """The data servers of the registered, fresh learner nodes, for one mock-data job.
+
+    Parameters
+    ----------
+    list_nodes : Callable[[], list[RegisteredNode]]
+        The registered nodes now (`services.nodes.list_nodes`), stale ones too; asked once,
+        by `ensure_started`.
+    """
+
+    def __init__(self, list_nodes: Callable[[], list[RegisteredNode]]) -> None:
+        self._list_nodes = list_nodes
+        self._fresh: list[RegisteredNode] = []
+
+    @property
+    def nodes(self) -> int:
+        """How many nodes take partitions (0 before `ensure_started`)."""
+        return len(self._fresh)
+
+    def ensure_started(self) -> None:
+        """Take the fresh nodes, by name; `NoLearnerNodeError` if there is none."""
+        fresh = sorted((n for n in self._list_nodes() if not n.stale), key=lambda n: n.name)
+        if not fresh:
+            raise NoLearnerNodeError(
+                "no learner node is registered with the manager and fresh to take the data: "
+                "start flops-data-server on the workers with --manager-url and a node token "
+                "(see README: running FLOps with Oakestra workers); GET /api/flops/nodes shows "
+                "the nodes"
+            )
+        self._fresh = fresh
+
+    def data_server(self, node: int) -> str:
+        """The data server of partition `node`'s node, at the address the node registered."""
+        return self._node(node).data_server_url
+
+    def node_name(self, node: int) -> str:
+        """The name of partition `node`'s node."""
+        return self._node(node).name
+
+    def _node(self, node: int) -> RegisteredNode:
+        if not self._fresh:
+            self.ensure_started()
+        return self._fresh[node % len(self._fresh)]
