@@ -1,7 +1,8 @@
 """The addresses project services are given: refused at start when other hosts cannot use them.
 
 A backend whose services run on other hosts (`Capabilities.services_on_other_hosts`) hands
-each service the manager's callback URL and an MLflow URL. A loopback host there
+each service the manager's callback URL and an MLflow URL, and (when services run images)
+its workers pull from the registry. A loopback host there
 (`127.0.0.0/8`, `::1`, `localhost`) or an unspecified one (`0.0.0.0`, `::`) would send the
 service to its own host, where nothing answers; the manager refuses to start with them and
 names the setting to change, rather than letting every project fail later.
@@ -33,7 +34,7 @@ def is_local_host(host: str) -> bool:
 
 
 def check_service_addresses(settings: Settings, *, services_on_other_hosts: bool) -> None:
-    """Refuse a callback or MLflow URL that services on other hosts cannot reach.
+    """Refuse a callback URL, MLflow URL or registry that services on other hosts cannot reach.
 
     Parameters
     ----------
@@ -61,6 +62,7 @@ def check_service_addresses(settings: Settings, *, services_on_other_hosts: bool
         )
     tracking = settings.services_tracking_url
     if not _local_url(tracking):
+        _check_registry(settings)
         return
     if settings.public_tracking_uri:
         fix = "set FLOPS_PUBLIC_TRACKING_URI to MLflow's URL as the workers reach it"
@@ -83,3 +85,14 @@ def _local_url(url: str) -> bool:
     except ValueError:
         return False
     return host is not None and is_local_host(host)
+
+
+def _check_registry(settings: Settings) -> None:
+    """Refuse a loopback registry where the workers pull the project images from it."""
+    if settings.uses_images and _local_url(f"//{settings.registry}"):
+        raise ConfigurationError(
+            f"the {settings.orchestrator} backend runs services on other hosts, and their "
+            f"workers would pull the project images from {settings.registry}, their own host: "
+            "set FLOPS_REGISTRY to the registry's host:port as the workers reach it, e.g. "
+            "10.0.0.1:5050"
+        )

@@ -195,6 +195,8 @@ class MockJobs:
                     data=entry,
                     partition=entry,
                 )
+            if isinstance(servers, NodeDataServers) and not cancel.is_set():
+                servers.await_reports(tag, {str(entry["node"]) for entry in pushed})
         except Exception as e:
             if cancel.is_set():
                 self._drop(job_id, pushed, best_effort=True)

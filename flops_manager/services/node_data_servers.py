@@ -4,17 +4,24 @@ On a backend that `places_on_nodes` the learner nodes are real hosts, each with 
 server that registered with the manager. A mock-data job pushes partition `i` to the `i`-th
 fresh node by name (`i` modulo their number), through the address the node registered; the
 job's partition events name the node. With no fresh node the job fails at once, saying what
-to start on the workers.
+to start on the workers. Before the job ends it waits (`await_reports`, a few seconds at
+most) until every node it pushed to has reported the tag, so that a project created when the
+job has answered finds the data where placement looks for it: in the nodes' reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 
 from flops_core.errors import TemporaryError
+from flops_core.logs import get_logger
 from flops_manager.services.nodes import RegisteredNode
 
 __all__ = ["NoLearnerNodeError", "NodeDataServers"]
+
+_log = get_logger("manager.mocks")
+_REPORT_POLL_S = 0.2
 
 
 class NoLearnerNodeError(TemporaryError, RuntimeError):
@@ -65,3 +72,26 @@ class NodeDataServers:
         if not self._fresh:
             self.ensure_started()
         return self._fresh[node % len(self._fresh)]
+
+    def await_reports(self, tag: str, nodes: Iterable[str], timeout: float = 15.0) -> list[str]:
+        """Wait until each of `nodes` reports rows under the stored `tag`; those that do not.
+
+        A data server reports within about a second of a push; one that does not within
+        `timeout` seconds (its manager URL or token may be wrong) is logged and returned, and
+        the data stays on it.
+        """
+        waiting = set(nodes)
+        deadline = time.monotonic() + timeout
+        while waiting:
+            reported = {n.name for n in self._list_nodes() if n.tags.get(tag, 0) > 0}
+            waiting -= reported
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(_REPORT_POLL_S)
+        if waiting:
+            _log.warning(
+                "nodes %s hold the pushed data but have not reported it within %.0f s; "
+                "placement finds it once they do",
+                ", ".join(sorted(waiting)), timeout,
+            )  # fmt: skip
+        return sorted(waiting)

@@ -7,7 +7,9 @@ free loopback ports; the app uses them through `NodeDataServers`, as it does on 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -39,6 +41,15 @@ def use_nodes(app: FastAPI, nodes: list[RegisteredNode]) -> None:
     app.dependency_overrides[get_data_servers] = lambda: NodeDataServers(lambda: list(nodes))
 
 
+def use_live_nodes(app: FastAPI, nodes: list[tuple[RegisteredNode, MLDataServer | None]]) -> None:
+    """Nodes whose reports always show what their data server holds now."""
+
+    def listed() -> list[RegisteredNode]:
+        return [replace(n, tags=s.stored_tags()) if s else n for n, s in nodes]
+
+    app.dependency_overrides[get_data_servers] = lambda: NodeDataServers(listed)
+
+
 def body(partitions: int) -> dict[str, Any]:
     config = {"dataset_name": "iris", "number_of_partitions": partitions, "data_tag": "t"}
     return {"customerID": "Admin", "mock_data_configuration": config}
@@ -47,11 +58,11 @@ def body(partitions: int) -> dict[str, Any]:
 def test_partition_i_goes_to_the_ith_fresh_node_by_name_and_its_events_name_it(
     app: FastAPI, client: TestClient, admin: dict[str, str], servers: list[MLDataServer]
 ) -> None:
-    # Prepare: w1 and w2 answer; w0 is stale (nobody listens at its address)
+    # Prepare: w1 and w2 answer and report what they hold; w0 is stale (nobody listens there)
     w1, w2 = (registered_node(f"w{i + 1}", address="127.0.0.1", port=s.port, tags={})
               for i, s in enumerate(servers))  # fmt: skip
     w0 = registered_node("w0", address="127.0.0.1", port=9, stale=True)
-    use_nodes(app, [w2, w0, w1])
+    use_live_nodes(app, [(w2, servers[1]), (w0, None), (w1, servers[0])])
 
     # Execute
     created = client.post(MOCKS, headers=admin, json=body(partitions=3))
@@ -99,3 +110,23 @@ def test_the_registered_nodes_take_mock_data_only_where_learners_run_on_them() -
     on_nodes = asyncio.run(get_data_servers(runtime_of(Capabilities(places_on_nodes=True))))
     local = asyncio.run(get_data_servers(local_runtime))
     assert isinstance(on_nodes, NodeDataServers) and local is local_runtime.stack
+
+
+def test_a_job_ends_once_the_nodes_have_reported_the_pushed_tag() -> None:
+    # Prepare: w1 reports the tag at its third listing, w2 never does
+    listings = itertools.count()
+
+    def listed() -> list[RegisteredNode]:
+        seen = next(listings) >= 2
+        return [registered_node("w1", tags={"Admin:t": 5} if seen else {}),
+                registered_node("w2", tags={})]  # fmt: skip
+
+    servers = NodeDataServers(listed)
+
+    # Execute
+    waited_for_w1 = servers.await_reports("Admin:t", ["w1"], timeout=5)
+    late = servers.await_reports("Admin:t", ["w1", "w2"], timeout=0.5)
+
+    # Assert: it waited for w1's report; w2, which never reported, is named after the timeout
+    assert waited_for_w1 == [] and next(listings) > 3
+    assert late == ["w2"]

@@ -82,3 +82,19 @@ def test_addresses_the_workers_reach_are_accepted_and_given_to_services() -> Non
     assert public.services_tracking_url == "http://mlflow.example.org"
     assert ipv6.services_tracking_url == "http://[fd00::1]:5000"
     assert ipv6.callback_base_url == "http://[fd00::1]:5072"
+
+
+def test_a_loopback_registry_is_refused_where_workers_pull_images() -> None:
+    # Prepare
+    reachable = {"public_url": "http://10.0.0.1:5072", "mlflow_host": "10.0.0.1"}
+    images_from_loopback = settings(service_runtime="images", **reachable)
+    images_from_the_bridge = settings(service_runtime="images", registry="10.0.0.1:5050",
+                                      **reachable)  # fmt: skip
+    environments = settings(service_runtime="environment", **reachable)
+
+    # Execute / Assert
+    with pytest.raises(ConfigurationError, match="set FLOPS_REGISTRY") as error:
+        check_service_addresses(images_from_loopback, services_on_other_hosts=True)
+    assert "127.0.0.1:5050" in str(error.value)
+    check_service_addresses(images_from_the_bridge, services_on_other_hosts=True)
+    check_service_addresses(environments, services_on_other_hosts=True)
