@@ -14,6 +14,7 @@ import pytest
 
 from tests.event_receiver import EventReceiver
 from tests.ports import free_port, free_ports
+from tests.repos import example_repo
 from tests.wait import WaitFailed, eventually
 
 __all__ = [
@@ -97,3 +98,9 @@ def _dataset_columns_restored() -> Iterator[None]:
             module.enable_formatted_columns()
         else:
             module.disable_formatted_columns()
+
+
+@pytest.fixture(scope="module")
+def repo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`examples/sklearn-digits` as a one-commit Git repo, by its file:// URL."""
+    return example_repo(tmp_path_factory.mktemp("repos") / "sklearn-digits")

@@ -29,13 +29,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A stored timestamp with its time zone: SQLite hands back naive ones; they are UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 def iso_utc(value: datetime | None) -> str | None:
     """A stored timestamp as ISO 8601 with its UTC offset; `None` stays `None`."""
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive timestamps; they are UTC
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
+    return None if value is None else as_utc(value).isoformat()
 
 
 def _new_id() -> str:

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flops_core.api_tokens import generate_token, hash_token
 from flops_core.errors import PermanentError
 from flops_core.logs import get_logger
 from flops_manager.db import NodeToken
-from flops_manager.db.models import utcnow
+from flops_manager.db.models import as_utc, utcnow
+from flops_manager.services.token_rows import list_rows, revoke_row, valid_row
 
 __all__ = [
     "NODE_NAME_PATTERN",
@@ -173,10 +173,7 @@ def list_node_tokens(*, session: Session, include_revoked: bool = False) -> list
     include_revoked : bool
         Whether revoked tokens are listed too.
     """
-    query = select(NodeToken).order_by(NodeToken.id)
-    if not include_revoked:
-        query = query.where(NodeToken.revoked_at.is_(None))
-    return list(session.scalars(query))
+    return list_rows(session, NodeToken, include_revoked=include_revoked)
 
 
 def revoke_node_token(*, session: Session, token_id: int) -> datetime:
@@ -201,16 +198,14 @@ def revoke_node_token(*, session: Session, token_id: int) -> datetime:
     NodeTokenNotFoundError
         If there is no node token with this id.
     """
-    record = session.get(NodeToken, token_id)
-    if record is None:
+    revoked = revoke_row(session, NodeToken, token_id)
+    if revoked is None:
         raise NodeTokenNotFoundError(token_id)
-    if record.revoked_at is None:
-        record.revoked_at = utcnow()
-        session.flush()
+    record, now = revoked
+    if now:
         _log.info("revoked node token %s of node %s", token_id, record.node)
-    revoked_at = record.revoked_at
-    # SQLite hands timestamps back without a time zone; they were stored in UTC.
-    return revoked_at if revoked_at.tzinfo is not None else revoked_at.replace(tzinfo=UTC)
+    assert record.revoked_at is not None
+    return as_utc(record.revoked_at)
 
 
 def node_token_record(*, session: Session, token: str) -> NodeToken | None:
@@ -223,10 +218,4 @@ def node_token_record(*, session: Session, token: str) -> NodeToken | None:
     token : str
         The bearer token a node sent.
     """
-    if not token:
-        return None
-    return session.scalars(
-        select(NodeToken).where(
-            NodeToken.token_hash == hash_token(token), NodeToken.revoked_at.is_(None)
-        )
-    ).one_or_none()
+    return valid_row(session, NodeToken, token)

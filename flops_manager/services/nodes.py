@@ -16,7 +16,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from flops_core.logs import get_logger
 from flops_manager.db import Node, NodeToken
-from flops_manager.db.models import utcnow
+from flops_manager.db.models import as_utc, utcnow
 from flops_manager.services.node_tokens import (
     NODE_NAME_PATTERN,
     InvalidNodeNameError,
@@ -189,13 +189,8 @@ class RegisteredNode:
         return sum(self.tags.get(tag, 0) for tag in set(stored_tags))
 
 
-def _as_utc(value: datetime) -> datetime:
-    # SQLite hands timestamps back without a time zone; they were stored in UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def _registered(row: Node, *, now: datetime, stale_after_s: float) -> RegisteredNode:
-    last_seen = _as_utc(row.last_seen)
+    last_seen = as_utc(row.last_seen)
     return RegisteredNode(
         name=row.name,
         cluster=row.cluster,
@@ -225,7 +220,7 @@ def list_nodes(
     now : datetime | None
         The time to judge staleness at (UTC); default now.
     """
-    at = _as_utc(now) if now is not None else utcnow()
+    at = as_utc(now) if now is not None else utcnow()
     rows = session.scalars(select(Node).order_by(Node.name))
     return [_registered(row, now=at, stale_after_s=stale_after_s) for row in rows]
 
@@ -277,7 +272,7 @@ def record_report(
             record.node,
         )
         raise NodeTokenOtherNodeError(record.node, name)
-    at = _as_utc(now) if now is not None else utcnow()
+    at = as_utc(now) if now is not None else utcnow()
     row = session.get(Node, name)
     if row is None:
         row = _insert(session, name=name, at=at) or session.get(Node, name)

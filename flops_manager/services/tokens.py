@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flops_core.api_tokens import generate_token, hash_token, tokens_match
@@ -14,6 +13,7 @@ from flops_core.errors import PermanentError
 from flops_core.logs import get_logger
 from flops_manager.db import ApiToken
 from flops_manager.db.models import utcnow
+from flops_manager.services.token_rows import list_rows, revoke_row, valid_row
 
 __all__ = [
     "ADMIN_CUSTOMER_ID",
@@ -160,10 +160,7 @@ def list_tokens(*, session: Session, include_revoked: bool = False) -> list[ApiT
     include_revoked : bool
         Whether revoked tokens are listed too.
     """
-    query = select(ApiToken).order_by(ApiToken.id)
-    if not include_revoked:
-        query = query.where(ApiToken.revoked_at.is_(None))
-    return list(session.scalars(query))
+    return list_rows(session, ApiToken, include_revoked=include_revoked)
 
 
 def revoke_token(*, session: Session, token_id: int) -> datetime:
@@ -186,13 +183,13 @@ def revoke_token(*, session: Session, token_id: int) -> datetime:
     TokenNotFoundError
         If there is no token with this id.
     """
-    record = session.get(ApiToken, token_id)
-    if record is None:
+    revoked = revoke_row(session, ApiToken, token_id)
+    if revoked is None:
         raise TokenNotFoundError(token_id)
-    if record.revoked_at is None:
-        record.revoked_at = utcnow()
-        session.flush()
+    record, now = revoked
+    if now:
         _log.info("revoked API token %s of customer %s", token_id, record.customer_id)
+    assert record.revoked_at is not None
     return record.revoked_at
 
 
@@ -212,11 +209,7 @@ def authenticate(*, session: Session, token: str, admin_token: str | None) -> Ca
         return None
     if admin_token and tokens_match(token, admin_token):
         return Caller(customer_id=ADMIN_CUSTOMER_ID, is_admin=True)
-    record = session.scalars(
-        select(ApiToken).where(
-            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
-        )
-    ).one_or_none()
+    record = valid_row(session, ApiToken, token)
     if record is None:
         return None
     return Caller(customer_id=record.customer_id, is_admin=record.is_admin)

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.multinode.testbed import TestBed
-from tests.repos import example_repo
 
 
 def bed_unavailable() -> str | None:
@@ -33,9 +32,3 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestBed]:
         yield testbed
     finally:
         testbed.close()
-
-
-@pytest.fixture(scope="module")
-def repo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """`examples/sklearn-digits` as a one-commit Git repo, by its file:// URL."""
-    return example_repo(tmp_path_factory.mktemp("repos") / "sklearn-digits")

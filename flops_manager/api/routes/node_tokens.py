@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
@@ -10,19 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flops_manager.api.deps import AdminCaller, SessionDep
 from flops_manager.api.errors import ADMIN_RESPONSES, ErrorBody
+from flops_manager.db.models import as_utc
 from flops_manager.services import nodes as node_service
 from flops_manager.services.nodes import NODE_NAME_PATTERN
 
 __all__ = ["NodeTokenCreate", "NodeTokenCreated", "NodeTokenInfo", "router"]
 
 router = APIRouter(tags=["nodes"], responses=ADMIN_RESPONSES)
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back without a time zone; they were stored in UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 class NodeTokenCreate(BaseModel):
@@ -61,7 +55,7 @@ class NodeTokenInfo(BaseModel):
     @field_validator("created_at", "revoked_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return _as_utc(value)
+        return None if value is None else as_utc(value)
 
 
 class NodeTokenCreated(BaseModel):
@@ -99,7 +93,7 @@ def create_node_token(
         id=record.id,
         node=record.node,
         label=record.label,
-        created_at=_as_utc(record.created_at) or record.created_at,
+        created_at=as_utc(record.created_at),
         token=issued.token,
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from flops_manager.api.deps import AdminCaller, CurrentCaller, SessionDep
 from flops_manager.api.errors import ADMIN_RESPONSES, AUTH_RESPONSES, ErrorBody
+from flops_manager.db.models import as_utc
 from flops_manager.services import tokens as token_service
 from flops_manager.services.tokens import CUSTOMER_ID_PATTERN, check_customer_id
 
@@ -21,13 +22,6 @@ _CUSTOMER_ID_DESCRIPTION = (
     "The customer the token belongs to: 1-128 letters, digits or `_.@-`, starting with a "
     "letter or digit. `Admin` is reserved for the configured admin token."
 )
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back without a time zone; they were stored in UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 class TokenCreate(BaseModel):
@@ -70,7 +64,7 @@ class TokenInfo(BaseModel):
     @field_validator("created_at", "revoked_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return _as_utc(value)
+        return None if value is None else as_utc(value)
 
 
 class TokenCreated(BaseModel):
@@ -111,7 +105,7 @@ def create_token(body: TokenCreate, session: SessionDep, _admin: AdminCaller) ->
         customer_id=record.customer_id,
         label=record.label,
         is_admin=record.is_admin,
-        created_at=_as_utc(record.created_at) or record.created_at,
+        created_at=as_utc(record.created_at),
         token=issued.token,
     )
 

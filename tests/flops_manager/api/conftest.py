@@ -20,7 +20,6 @@ from tests.flops_manager.api.manager_process import (
     kill_leftover_services,
     service_pids,
 )
-from tests.repos import example_repo
 
 # Re-exported: tests import these from here too.
 __all__ = ["ADMIN_TOKEN", "ROOT", "alive", "kill_leftover_services", "service_pids"]
@@ -62,12 +61,6 @@ def manager_server(tmp_path: Path) -> Iterator[ManagerProcess]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def repo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """`examples/sklearn-digits` as a one-commit Git repo, by its file:// URL."""
-    return example_repo(tmp_path_factory.mktemp("repos") / "sklearn-digits")
 
 
 @pytest.fixture(scope="module")
